@@ -1,0 +1,172 @@
+"""`Backbone`: base class of the encoder/decoder networks, with keras-hub's preset API."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from model_defs import preset as P
+from model_defs import preset_io
+from model_defs.weights import H5Reader, SafetensorsReader, apply_table, write_h5
+
+
+class classproperty:
+    """A read-only property on the class (`BertBackbone.presets`)."""
+
+    def __init__(self, fget):
+        self.fget = fget
+
+    def __get__(self, obj, owner):
+        return self.fget(owner)
+
+
+class Backbone(keras.Model):
+    """Base class of our backbones: a functional Keras model whose constructor arguments
+    are its config.
+
+    Subclasses build their graph in `__init__`, store every constructor argument, and
+    provide the weight tables: `keras_hub_weight_table()` (names in keras-hub's
+    `model.weights.h5`) and `hf_weight_table(prefix)` with `config_from_hf(hf_config)`
+    for Transformers checkpoints of `hf_model_types`.
+
+    Example:
+    ```python
+    backbone = Backbone.from_preset("bert_tiny_en_uncased", load_weights=False)
+    backbone.save_to_preset("./my_preset")
+    ```
+    """
+
+    hf_model_types = ()
+
+    def __init__(self, *args, dtype=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_dtype = dtype
+
+    # -- config -------------------------------------------------------------------
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "dtype": preset_io.dtype_config(self.dtype_policy)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**preset_io.deserialize_config(config))
+
+    @property
+    def token_embedding(self):
+        """The `keras.layers.Embedding` of token ids (its matrix is tied to LM heads)."""
+        return self.get_layer("token_embedding")
+
+    # -- presets ------------------------------------------------------------------
+    @classproperty
+    def presets(cls):
+        """Built-in presets this class can load, name -> metadata."""
+        return {name: entry["metadata"] for name, entry in P.builtin_presets().items()
+                if issubclass(entry["cls"], cls)}
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Build the backbone a preset holds and load its weights.
+
+        Args:
+            preset: built-in name, `kaggle://...`, `hf://...`, or a local directory in
+                keras-hub or Transformers format.
+            load_weights: False builds the architecture with random weights.
+            **kwargs: constructor overrides, e.g. `dtype="bfloat16"`.
+        """
+        if not load_weights and P.is_builtin(preset):
+            entry = P.builtin_presets()[preset]
+            return cls._checked(entry["cls"]).from_config({**entry["config"], **kwargs})
+        directory = P.resolve(preset)
+        if P.preset_format(directory) == P.TRANSFORMERS:
+            return cls._from_transformers(directory, load_weights, **kwargs)
+        envelope = P.read_json(directory, "config.json")
+        backbone_cls = cls._checked(P.class_for(envelope.get("registered_name")
+                                                or envelope["class_name"]))
+        backbone = backbone_cls.from_config({**envelope["config"], **kwargs})
+        if load_weights:
+            backbone.load_preset_weights(directory)
+        return backbone
+
+    @classmethod
+    def _checked(cls, found):
+        if not issubclass(found, cls):
+            raise P.PresetError(f"the preset holds a {found.__name__}, not a {cls.__name__}")
+        return found
+
+    @classmethod
+    def _from_transformers(cls, directory, load_weights, **kwargs):
+        hf_config = P.read_json(directory, "config.json")
+        backbone_cls = cls._checked(P.hf_backbone_class(hf_config["model_type"]))
+        backbone = backbone_cls.from_config({**backbone_cls.config_from_hf(hf_config), **kwargs})
+        if load_weights:
+            backbone.load_transformers_weights(directory)
+        return backbone
+
+    def load_preset_weights(self, directory):
+        reader = H5Reader(P.require_file(directory, "model.weights.h5"))
+        try:
+            apply_table(self, self.keras_hub_weight_table(), reader,
+                        where=os.path.join(directory, "model.weights.h5"))
+        finally:
+            reader.close()
+
+    def load_transformers_weights(self, directory, ignore_unused=()):
+        reader = SafetensorsReader(P.require_file(directory, "model.safetensors"))
+        prefix = hf_prefix(reader.names(), self.hf_prefixes)
+        table = self.hf_weight_table(prefix, reader.names())
+        # A task checkpoint also holds its head: only the backbone's part must be used up.
+        view = _PrefixedView(reader, prefix) if prefix else reader
+        ignore = tuple(ignore_unused) + tuple(self.hf_ignored)
+        apply_table(self, table, view, ignore_unused=ignore,
+                    where=os.path.join(directory, "model.safetensors"))
+
+    # Transformers checkpoints name the backbone "bert.", "distilbert." ... inside task models.
+    hf_prefixes = ()
+    # Tensors a Transformers checkpoint may carry that the backbone does not use (task heads).
+    hf_ignored = ()
+
+    def save_to_preset(self, preset_dir):
+        """Write config.json, model.weights.h5 and metadata.json in keras-hub format."""
+        with preset_io.AtomicDirectory(preset_dir) as tmp:
+            self.write_preset_files(tmp)
+
+    def write_preset_files(self, directory):
+        preset_io.write_json(directory, "config.json",
+                             preset_io.serialize(self, self.get_config()))
+        write_h5(os.path.join(directory, "model.weights.h5"), self,
+                 self.keras_hub_weight_table())
+        preset_io.write_json(directory, "metadata.json", preset_io.metadata(self))
+
+    # -- to be provided by subclasses ---------------------------------------------
+    def keras_hub_weight_table(self):
+        raise NotImplementedError(f"{type(self).__name__} has no keras-hub weight table")
+
+    def hf_weight_table(self, prefix, names):
+        raise NotImplementedError(f"{type(self).__name__} cannot read Transformers weights")
+
+    @classmethod
+    def config_from_hf(cls, hf_config):
+        raise NotImplementedError(f"{cls.__name__} cannot read Transformers configs")
+
+
+def hf_prefix(names, prefixes):
+    """The prefix ("bert.", "" ...) under which a checkpoint stores the backbone."""
+    for prefix in prefixes:
+        if any(n.startswith(prefix) for n in names):
+            return prefix
+    return ""
+
+
+class _PrefixedView:
+    """The tensors of `reader` whose names start with `prefix`."""
+
+    def __init__(self, reader, prefix):
+        self._reader = reader
+        self._prefix = prefix
+
+    def names(self):
+        return [n for n in self._reader.names() if n.startswith(self._prefix)]
+
+    def get(self, name):
+        return self._reader.get(name)

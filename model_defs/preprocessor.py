@@ -1,0 +1,74 @@
+"""`Preprocessor`: raw strings -> the model's integer inputs, with keras-hub's preset API."""
+
+from __future__ import annotations
+
+import os
+
+from model_defs import preset as P
+from model_defs import preset_io
+
+
+class Preprocessor:
+    """Base of the task preprocessors. Holds a `tokenizer` (a `model_defs.Tokenizer`);
+    subclasses implement `__call__(x, y=None, sample_weight=None)` returning keras-hub's
+    `(x, y, sample_weight)` packing and list their constructor arguments in `config_keys`.
+    """
+
+    tokenizer_cls = None
+    config_keys = ()
+
+    def __init__(self, tokenizer, **kwargs):
+        self.name = kwargs.pop("name", None)
+        for key in ("trainable", "dtype", "config_file"):
+            kwargs.pop(key, None)
+        unknown = set(kwargs) - set(self.config_keys)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(unknown)}")
+        self.tokenizer = tokenizer
+        for key in self.config_keys:
+            setattr(self, key, kwargs.get(key, self.defaults()[key]))
+
+    @classmethod
+    def defaults(cls):
+        return {}
+
+    def get_config(self):
+        config = {"name": self.name, "config_file": "preprocessor.json",
+                  "tokenizer": preset_io.serialize(self.tokenizer, self.tokenizer.get_config())}
+        config.update({k: getattr(self, k) for k in self.config_keys})
+        return config
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """The preprocessor of a preset: `preprocessor.json` if it holds one of this class,
+        else this class around the preset's tokenizer (keras-hub's behaviour)."""
+        directory = P.resolve(preset)
+        if P.preset_format(directory) == P.TRANSFORMERS:
+            tokenizer = cls.tokenizer_cls.from_transformers(directory)
+            return cls(tokenizer, **kwargs)
+        stored = P.read_json(directory, "preprocessor.json", required=False)
+        tokenizer = cls.tokenizer_cls.from_preset(directory)
+        config = {}
+        if stored is not None:
+            found = P.class_for(stored.get("registered_name") or stored["class_name"])
+            if issubclass(found, cls):
+                cls = found
+                config = {k: v for k, v in stored["config"].items() if k in cls.config_keys}
+        return cls(tokenizer, **{**config, **kwargs})
+
+    def save_to_preset(self, preset_dir):
+        preset_io.write_json(preset_dir, "preprocessor.json",
+                             preset_io.serialize(self, self.get_config()))
+        self.tokenizer.save_to_preset(preset_dir)
+
+    @property
+    def sequence_length(self):
+        return getattr(self, "_sequence_length", None)
+
+    @sequence_length.setter
+    def sequence_length(self, value):
+        self._sequence_length = value
+
+
+def assets_dir(preset_dir):
+    return os.path.join(preset_dir, "assets", "tokenizer")

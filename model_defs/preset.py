@@ -1,0 +1,153 @@
+"""Preset resolution and the class registry.
+
+A preset is a built-in name (downloaded through kagglehub, whose cache `KAGGLEHUB_CACHE`
+is honoured), `kaggle://owner/model/framework/variation[/version]`, `hf://owner/repo`
+(huggingface_hub, cache `HF_HOME` honoured) or a local directory. Two directory formats
+are read: keras-hub's (config.json with "registered_name") and Hugging Face Transformers'
+(config.json with "model_type").
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+
+KERAS_HUB = "keras_hub"
+TRANSFORMERS = "transformers"
+
+# "keras_hub>BertBackbone" and "BertBackbone" -> our class.
+_CLASSES: dict = {}
+# preset name -> {"class": cls, "kaggle_handle": str, "metadata": dict, "config": dict}
+_PRESETS: dict = {}
+
+
+class PresetError(ValueError):
+    """A preset that cannot be found or read; the message says what to do."""
+
+
+def register(cls):
+    """Class decorator: make `cls` loadable from keras-hub configs by its class name."""
+    _CLASSES[cls.__name__] = cls
+    _CLASSES[f"{KERAS_HUB}>{cls.__name__}"] = cls
+    return cls
+
+
+def register_presets(cls, presets: dict):
+    """Record built-in presets of a backbone class (name -> entry with config)."""
+    for name, entry in presets.items():
+        _PRESETS[name] = dict(entry, cls=cls)
+    return presets
+
+
+def class_for(registered_name: str):
+    """Our class for a keras-hub `registered_name` or class name."""
+    if registered_name not in _CLASSES:
+        raise PresetError(f"the preset holds a {registered_name}, which this project does not "
+                          f"implement; known: {sorted(k for k in _CLASSES if '>' not in k)}")
+    return _CLASSES[registered_name]
+
+
+def builtin_presets() -> dict:
+    _import_models()
+    return dict(_PRESETS)
+
+
+def _import_models():
+    # Importing the package registers every model's classes and presets.
+    import model_defs  # noqa: F401
+
+
+def is_builtin(preset) -> bool:
+    return isinstance(preset, str) and preset in builtin_presets()
+
+
+def resolve(preset) -> str:
+    """A local directory holding `preset`, downloading it if needed."""
+    preset = os.fspath(preset)
+    if preset.startswith("kaggle://"):
+        return _kaggle_download(preset[len("kaggle://"):])
+    if preset.startswith("hf://"):
+        return _hf_download(preset[len("hf://"):])
+    if os.path.isdir(preset):
+        return preset
+    presets = builtin_presets()
+    if preset in presets:
+        return _kaggle_download(presets[preset]["kaggle_handle"][len("kaggle://"):])
+    if os.sep in preset or preset.startswith("."):
+        raise PresetError(f"preset directory {preset!r} does not exist")
+    close = difflib.get_close_matches(preset, list(presets), n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(close)}?" if close else (
+        " Use a built-in name (see --list-presets), kaggle://..., hf://... or a directory.")
+    raise PresetError(f"unknown preset {preset!r}.{hint}")
+
+
+def _kaggle_download(handle: str) -> str:
+    try:
+        import kagglehub
+    except ImportError:
+        raise PresetError("kagglehub is needed to download presets: "
+                          "pip install 'hubonnx[export]'") from None
+    try:
+        # kagglehub serves a complete copy from its cache (KAGGLEHUB_CACHE) without network.
+        return kagglehub.model_download(handle)
+    except Exception as e:
+        raise PresetError(
+            f"could not download kaggle://{handle} ({type(e).__name__}: {str(e)[:200]}). "
+            "Check the network and Kaggle credentials, or pass a local preset directory."
+        ) from None
+
+
+def _hf_download(repo: str) -> str:
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise PresetError("huggingface_hub is needed for hf:// presets: "
+                          "pip install 'hubonnx[export]'") from None
+    try:
+        # snapshot_download answers from HF_HOME's cache first; offline it uses the cache only.
+        return huggingface_hub.snapshot_download(repo)
+    except Exception as e:
+        raise PresetError(
+            f"could not download hf://{repo} ({type(e).__name__}: {str(e)[:200]}). "
+            "Check the network, or pass a local directory."
+        ) from None
+
+
+def read_json(directory: str, name: str, required=True):
+    path = os.path.join(directory, name)
+    if not os.path.isfile(path):
+        if required:
+            raise PresetError(f"preset {directory} has no {name}")
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise PresetError(f"{path} is not valid JSON: {e}") from None
+
+
+def preset_format(directory: str) -> str:
+    config = read_json(directory, "config.json")
+    if "registered_name" in config or "class_name" in config:
+        return KERAS_HUB
+    if "model_type" in config:
+        return TRANSFORMERS
+    raise PresetError(f"{directory}/config.json is neither keras-hub (registered_name) "
+                      "nor Transformers (model_type) format")
+
+
+def require_file(directory: str, name: str) -> str:
+    path = os.path.join(directory, name)
+    if not os.path.isfile(path):
+        raise PresetError(f"preset {directory} is missing {name}")
+    return path
+
+
+def hf_backbone_class(model_type: str):
+    """The backbone class that reads Transformers checkpoints of `model_type`."""
+    _import_models()
+    for cls in set(_CLASSES.values()):
+        if model_type in getattr(cls, "hf_model_types", ()):
+            return cls
+    raise PresetError(f"Transformers model_type {model_type!r} is not supported")

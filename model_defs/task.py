@@ -1,0 +1,228 @@
+"""`Task`: a backbone plus a head (masked LM, classifier, seq2seq LM), with keras-hub's
+preset API and compile defaults."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import keras
+
+from model_defs import preset as P
+from model_defs import preset_io
+from model_defs.backbone import Backbone, hf_prefix
+from model_defs.weights import H5Reader, SafetensorsReader, apply_table, write_h5
+
+log = logging.getLogger(__name__)
+
+
+class Task(keras.Model):
+    """Base class of the task models.
+
+    Subclasses set `backbone_cls`, `preprocessor_cls`, `task_name` (the exporter's
+    `--task`: "masked_lm", "text_classifier", "seq2seq_lm") and `hf_architectures`
+    (Transformers `architectures` they read), build their functional graph in `__init__`
+    and provide the head's weight tables (`keras_hub_head_table()`, `hf_head_table(names)`).
+    """
+
+    backbone_cls = Backbone
+    preprocessor_cls = None
+    task_name = None
+    hf_architectures = ()
+
+    def __init__(self, *args, backbone=None, preprocessor=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Set after the functional init: the backbone is already tracked as a layer.
+        self._backbone = backbone
+        self._preprocessor = preprocessor
+
+    @property
+    def backbone(self):
+        return self._backbone
+
+    @property
+    def preprocessor(self):
+        return self._preprocessor
+
+    @preprocessor.setter
+    def preprocessor(self, value):
+        self._preprocessor = value
+
+    # -- config ----------------------------------------------------------------------
+    def get_config(self):
+        pre = self.preprocessor
+        return {
+            "backbone": preset_io.serialize(self.backbone, self.backbone.get_config()),
+            "preprocessor": preset_io.serialize(pre, pre.get_config()) if pre else None,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = _deserialize(config["backbone"])
+        if config.get("preprocessor") is not None:
+            config["preprocessor"] = _deserialize(config["preprocessor"])
+        return cls(**config)
+
+    # -- presets ---------------------------------------------------------------------
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Build this task from a preset.
+
+        A keras-hub preset whose `task.json` holds this class (or a subclass) gives its
+        head weights; otherwise the head starts from random weights, as in keras-hub.
+        Transformers checkpoints give the head when their `architectures` match.
+        `kwargs` go to the task constructor (e.g. `num_classes=2`, `preprocessor=None`).
+        """
+        task_cls = cls._task_class(preset)
+        if not load_weights and P.is_builtin(preset):
+            backbone = task_cls.backbone_cls.from_preset(preset, load_weights=False)
+            kwargs.setdefault("preprocessor", task_cls._offline_preprocessor(preset))
+            return task_cls(backbone=backbone, **kwargs)
+        directory = P.resolve(preset)
+        backbone = task_cls.backbone_cls.from_preset(directory, load_weights=load_weights)
+        if "preprocessor" not in kwargs and task_cls.preprocessor_cls is not None:
+            kwargs["preprocessor"] = task_cls.preprocessor_cls.from_preset(directory)
+        if P.preset_format(directory) == P.TRANSFORMERS:
+            return task_cls._from_transformers(directory, backbone, load_weights, **kwargs)
+        stored = P.read_json(directory, "task.json", required=False)
+        stored_cls = _stored_class(stored)
+        if stored_cls is not None and issubclass(stored_cls, task_cls):
+            head_config = {k: v for k, v in stored["config"].items()
+                           if k not in ("backbone", "preprocessor")}
+            task = stored_cls(backbone=backbone, **{**head_config, **kwargs})
+            if load_weights:
+                task.load_head_weights(directory)
+            return task
+        if load_weights:
+            log.warning("%s holds no %s head; it starts from random weights.",
+                        preset, task_cls.__name__)
+        return task_cls(backbone=backbone, **kwargs)
+
+    @classmethod
+    def _task_class(cls, preset):
+        """For `Task.from_preset`, the task class the preset holds; else `cls` itself."""
+        if cls.backbone_cls is not Backbone:
+            return cls
+        directory = P.resolve(preset)
+        stored_cls = _stored_class(P.read_json(directory, "task.json", required=False))
+        if stored_cls is None or not issubclass(stored_cls, cls):
+            raise P.PresetError(f"preset {preset} holds no {cls.__name__}; "
+                                "use a concrete task class")
+        return stored_cls
+
+    @classmethod
+    def _offline_preprocessor(cls, preset):
+        # Random weights need no download, but a tokenizer does: try, and go without.
+        if cls.preprocessor_cls is None:
+            return None
+        try:
+            return cls.preprocessor_cls.from_preset(preset)
+        except P.PresetError as e:
+            log.warning("no preprocessor for %s (%s); the task takes token ids only.", preset, e)
+            return None
+
+    @classmethod
+    def hf_task_kwargs(cls, hf_config):
+        """Constructor arguments a Transformers config implies for the head."""
+        return {}
+
+    @classmethod
+    def _from_transformers(cls, directory, backbone, load_weights, **kwargs):
+        hf_config = P.read_json(directory, "config.json")
+        task = cls(backbone=backbone, **{**cls.hf_task_kwargs(hf_config), **kwargs})
+        if load_weights:
+            if set(hf_config.get("architectures") or ()) & set(cls.hf_architectures):
+                task.load_transformers_head(directory)
+            else:
+                log.warning("%s is not a %s checkpoint; the %s head starts from random "
+                            "weights.", directory, "/".join(cls.hf_architectures), cls.__name__)
+        return task
+
+    def load_head_weights(self, directory):
+        reader = H5Reader(P.require_file(directory, "task.weights.h5"))
+        try:
+            apply_table(self.head_model(), self.keras_hub_head_table(), reader,
+                        ignore_unused=("optimizer/",),
+                        where=os.path.join(directory, "task.weights.h5"))
+        finally:
+            reader.close()
+
+    def load_transformers_head(self, directory):
+        reader = SafetensorsReader(P.require_file(directory, "model.safetensors"))
+        names = reader.names()
+        prefix = hf_prefix(names, self.backbone.hf_prefixes)
+        head_view = _Without(reader, prefix) if prefix else reader
+        apply_table(self.head_model(), self.hf_head_table(names), head_view,
+                    ignore_unused=tuple(self.hf_head_ignored),
+                    where=os.path.join(directory, "model.safetensors"))
+
+    hf_head_ignored = ()
+
+    def head_model(self):
+        """A view of the task's own variables (the head), excluding the backbone's.
+
+        Shares `variables_by_path`'s interface: `.name` and `.weights`.
+        """
+        backbone_ids = {id(v) for v in self.backbone.weights}
+        return _Variables(self.name, [v for v in self.weights if id(v) not in backbone_ids])
+
+    def save_to_preset(self, preset_dir):
+        """Write the backbone, preprocessor, task.json and task.weights.h5 (keras-hub
+        format) atomically."""
+        with preset_io.AtomicDirectory(preset_dir) as tmp:
+            self.backbone.write_preset_files(tmp)
+            if self.preprocessor is not None:
+                self.preprocessor.save_to_preset(tmp)
+            preset_io.write_json(tmp, "task.json", preset_io.serialize(self, self.get_config()))
+            write_h5(os.path.join(tmp, "task.weights.h5"), self.head_model(),
+                     self.keras_hub_head_table())
+            preset_io.write_json(tmp, "metadata.json",
+                                 preset_io.metadata(self.backbone, [type(self).__name__]))
+
+    def keras_hub_head_table(self):
+        raise NotImplementedError
+
+    def hf_head_table(self, names):
+        raise NotImplementedError
+
+
+def _deserialize(envelope):
+    if not isinstance(envelope, dict) or "class_name" not in envelope:
+        return envelope  # already an object
+    cls = P.class_for(envelope.get("registered_name") or envelope["class_name"])
+    config = dict(envelope["config"])
+    if "tokenizer" in config:
+        config["tokenizer"] = _deserialize(config["tokenizer"])
+    return cls.from_config(config)
+
+
+def _stored_class(stored):
+    if stored is None:
+        return None
+    try:
+        return P.class_for(stored.get("registered_name") or stored["class_name"])
+    except P.PresetError:
+        return None
+
+
+class _Variables:
+    def __init__(self, name, weights):
+        self.name = name
+        self.weights = weights
+
+
+class _Without:
+    """Tensors of `reader` outside the backbone's `prefix` (the head's)."""
+
+    def __init__(self, reader, prefix):
+        self._reader = reader
+        self._prefix = prefix
+
+    def names(self):
+        return [n for n in self._reader.names() if not n.startswith(self._prefix)]
+
+    def get(self, name):
+        return self._reader.get(name)
