@@ -38,6 +38,8 @@ class Backbone(keras.Model):
     """
 
     hf_model_types = ()
+    # The exporter's task when a preset holds a bare backbone (BART: "seq2seq_lm").
+    default_task = "backbone"
 
     def __init__(self, *args, dtype=None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -62,6 +62,16 @@ class MaskedLMPreprocessor(Preprocessor):
             out["segment_ids"] = segment_ids
         return out
 
+    def packing_spec(self):
+        """How the runtime packs text the same way (goes in the manifest)."""
+        tok = self.tokenizer
+        return {"start_token_id": getattr(tok, f"{self.start_token}_id"),
+                "end_token_id": getattr(tok, f"{self.end_token}_id"),
+                "sep_token_ids": [getattr(tok, f"{t}_id") for t in self.sep_tokens],
+                "pad_token_id": tok.pad_token_id, "mask_token_id": tok.mask_token_id,
+                "mask_token": tok.mask_token, "sequence_length": self.sequence_length,
+                "segment_ids": self.with_segment_ids}
+
     def mask(self, token_ids):
         """keras-hub's masking on packed ids (batch, seq) -> (masked ids, positions, ids,
         weights), each mask part (batch, mask_selection_length)."""

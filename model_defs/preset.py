@@ -151,3 +151,58 @@ def hf_backbone_class(model_type: str):
         if model_type in getattr(cls, "hf_model_types", ()):
             return cls
     raise PresetError(f"Transformers model_type {model_type!r} is not supported")
+
+
+def task_class(backbone_cls, task_name):
+    """Our task class of `task_name` ("masked_lm", ...) for a backbone class."""
+    _import_models()
+    from model_defs.task import Task
+
+    for cls in set(_CLASSES.values()):
+        if (isinstance(cls, type) and issubclass(cls, Task) and cls.task_name == task_name
+                and cls.backbone_cls is backbone_cls):
+            return cls
+    return None
+
+
+def task_names(backbone_cls):
+    """The tasks available for a backbone class, "backbone" first."""
+    _import_models()
+    from model_defs.task import Task
+
+    names = {cls.task_name for cls in set(_CLASSES.values())
+             if isinstance(cls, type) and issubclass(cls, Task) and cls.backbone_cls is backbone_cls}
+    return ["backbone", *sorted(n for n in names if n)]
+
+
+def backbone_class(preset):
+    """The backbone class a preset holds, read from its config without building it."""
+    if is_builtin(preset):
+        return builtin_presets()[preset]["cls"]
+    directory = resolve(preset)
+    config = read_json(directory, "config.json")
+    if preset_format(directory) == TRANSFORMERS:
+        return hf_backbone_class(config["model_type"])
+    return class_for(config.get("registered_name") or config["class_name"])
+
+
+def stored_task_name(preset):
+    """The task a preset holds: keras-hub's task.json, or a Transformers `architectures`
+    entry; None when it holds a bare backbone."""
+    if is_builtin(preset):
+        return None
+    directory = resolve(preset)
+    if preset_format(directory) == TRANSFORMERS:
+        archs = set(read_json(directory, "config.json").get("architectures") or ())
+        backbone = backbone_class(directory)
+        for name in task_names(backbone)[1:]:
+            if archs & set(task_class(backbone, name).hf_architectures):
+                return name
+        return None
+    stored = read_json(directory, "task.json", required=False)
+    if stored is None:
+        return None
+    try:
+        return class_for(stored.get("registered_name") or stored["class_name"]).task_name
+    except PresetError:
+        return None

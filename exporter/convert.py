@@ -1,0 +1,118 @@
+"""Keras -> ONNX through tf.function and tf2onnx, fast at any model size.
+
+tf2onnx freezes variables into constants and its optimiser then copies every weight constant
+several times: minutes and gigabytes for a 66M-parameter model. We trace instead with the
+weights as *graph inputs* (through `keras.StatelessScope`, which lets any Keras code read
+substitute values for its variables), so tf2onnx converts a weightless graph in seconds;
+the weights are then attached as initializers straight from the variables. The same design
+keeps a >2 GB model out of a single protobuf until it is written with external data.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import keras
+import numpy as np
+import onnx
+import tensorflow as tf
+from onnx import numpy_helper
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+_TF_DTYPES = {"int32": tf.int32, "int64": tf.int64, "float32": tf.float32,
+              "float16": tf.float16, "bool": tf.bool}
+
+
+def tensor_spec(name, dtype, rank):
+    """A fully dynamic TensorSpec (every axis None) named `name`."""
+    return tf.TensorSpec((None,) * rank, _TF_DTYPES[dtype], name=name)
+
+
+def to_onnx(variables, fn, input_specs, opset=OPSET):
+    """Trace `fn(inputs: dict) -> dict of tensors` into an ONNX ModelProto.
+
+    Args:
+        variables: the Keras variables `fn` reads (e.g. `model.weights`); they become
+            initializers named by their path.
+        fn: the model call to export; it must only read variables from `variables`.
+        input_specs: ordered dict name -> tf.TensorSpec (names become graph input names).
+        opset: ONNX opset.
+
+    Returns the ModelProto with graph inputs = `input_specs` names, outputs = `fn`'s keys.
+    """
+    variables = _unique(variables)
+    weight_specs = [tf.TensorSpec(v.shape, v.dtype, name=f"weight_{i}")
+                    for i, v in enumerate(variables)]
+    names = list(input_specs)
+
+    def traced(*args):
+        weights, inputs = args[: len(variables)], args[len(variables):]
+        with keras.StatelessScope(state_mapping=list(zip(variables, weights))):
+            return fn(dict(zip(names, inputs)))
+
+    signature = weight_specs + list(input_specs.values())
+    function = tf.function(traced, input_signature=signature, autograph=False)
+    import tf2onnx
+
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
+    _weights_to_initializers(proto, variables)
+    return proto
+
+
+def _unique(variables):
+    seen, out = set(), []
+    for v in variables:
+        if id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out
+
+
+def _weights_to_initializers(proto, variables):
+    """Graph inputs weight_{i} -> initializers named by the variable's path."""
+    graph = proto.graph
+    rename = {}
+    keep_inputs = []
+    for graph_input in graph.input:
+        match = re.fullmatch(r"weight_(\d+)", graph_input.name)
+        if match is None:
+            keep_inputs.append(graph_input)
+            continue
+        variable = variables[int(match.group(1))]
+        rename[graph_input.name] = variable.path
+        array = np.asarray(keras.ops.convert_to_numpy(variable.value))
+        graph.initializer.append(numpy_helper.from_array(array, name=variable.path))
+    del graph.input[:]
+    graph.input.extend(keep_inputs)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+
+
+def set_dynamic_axes(proto, axes: dict):
+    """Name the dynamic axes of graph inputs/outputs: {tensor name: {axis: name}}."""
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        for axis, axis_name in axes.get(value.name, {}).items():
+            dim = value.type.tensor_type.shape.dim[axis]
+            dim.ClearField("dim_value")
+            dim.dim_param = axis_name
+
+
+def save(proto, path, external_data=None):
+    """Write `proto`; weights go to `<file>_data` beside it when the model is over 2 GB
+    (protobuf's limit) or when `external_data` is True."""
+    size = sum(t.ByteSize() for t in proto.graph.initializer)
+    if external_data is None:
+        external_data = size > 2_000_000_000 - 50_000_000
+    if external_data:
+        import os
+
+        onnx.save_model(proto, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=os.path.basename(path) + "_data", size_threshold=1024)
+    else:
+        onnx.save_model(proto, path)
+    return external_data

@@ -1,0 +1,190 @@
+"""`export_preset`: preset -> validated ONNX artifact folder (model.onnx or the seq2seq
+graphs, tokenizer assets, manifest.json), written atomically."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from exporter import convert, manifest
+from exporter.validate import ValidationError, compare, encoder_inputs
+from model_defs import preset as P
+from model_defs.preset_io import AtomicDirectory
+
+# Validation shapes: other batch sizes and lengths than anything traced (tracing is
+# shape-free), with padding on all rows but the first.
+VALIDATION_CASES = ((1, 7), (3, 128))
+TOKENIZER_DIR = "tokenizer"
+
+
+class ExportError(ValueError):
+    """A user mistake in the export request; the message says what to do."""
+
+
+def progress(message):
+    print(f"[export] {message}", file=sys.stderr, flush=True)
+
+
+def default_output(preset):
+    name = os.path.basename(os.path.normpath(str(preset).split("://")[-1]))
+    if str(preset).startswith("kaggle://") and name.isdigit():  # .../name/3
+        name = os.path.basename(os.path.dirname(os.path.normpath(str(preset))))
+    return os.path.join("artifacts", name)
+
+
+def load_model(preset, task=None, random_weights=False, dtype=None):
+    """(model, task name) for `preset`; the task defaults to what the preset holds."""
+    backbone_cls = P.backbone_class(preset)
+    available = P.task_names(backbone_cls)
+    task = task or P.stored_task_name(preset) or backbone_cls.default_task
+    if task not in available:
+        raise ExportError(f"task {task!r} is not available for {backbone_cls.__name__}; "
+                          f"choose one of {available}")
+    kwargs = {"dtype": dtype} if dtype else {}
+    if task == "backbone":
+        model = backbone_cls.from_preset(preset, load_weights=not random_weights, **kwargs)
+    else:
+        model = P.task_class(backbone_cls, task).from_preset(
+            preset, load_weights=not random_weights)
+    return model, task
+
+
+def backbone_of(model):
+    return getattr(model, "backbone", None) or model
+
+
+def tokenizer_of(model, preset):
+    """The model's tokenizer (the task's preprocessor's, or the preset's), or None."""
+    preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is not None:
+        return preprocessor, preprocessor.tokenizer
+    backbone_cls = type(backbone_of(model))
+    for name in P.task_names(backbone_cls)[1:]:
+        pre_cls = P.task_class(backbone_cls, name).preprocessor_cls
+        if pre_cls is None:
+            continue
+        try:
+            pre = pre_cls.from_preset(preset)
+        except (P.PresetError, OSError) as e:
+            progress(f"no tokenizer: {e}")
+            return None, None
+        return pre, pre.tokenizer
+    return None, None
+
+
+def export_preset(preset, task=None, output=None, overwrite=False, atol=1e-4,
+                  random_weights=False, dtype=None, opset=convert.OPSET):
+    """Export `preset` to `output` (default artifacts/<name>) and return the manifest."""
+    start = time.perf_counter()
+    output = output or default_output(preset)
+    if os.path.exists(output) and not overwrite:
+        raise ExportError(f"{output} exists; pass --overwrite to replace it")
+    progress(f"loading {preset}")
+    model, task = load_model(preset, task, random_weights, dtype)
+    pre, tokenizer = tokenizer_of(model, preset)
+    with AtomicDirectory(output, overwrite=overwrite) as tmp:
+        if task == "seq2seq_lm":
+            from exporter.seq2seq import export_seq2seq
+
+            body = export_seq2seq(model, tmp, atol=atol, opset=opset, progress=progress)
+        else:
+            body = export_encoder(model, task, tmp, atol=atol, opset=opset)
+        body["tokenizer"] = save_tokenizer(pre, tokenizer, tmp)
+        backbone = backbone_of(model)
+        body = {
+            "model_type": type(backbone).__module__.split(".")[1],
+            "task": task, "class_name": type(model).__name__, "preset": str(preset),
+            "random_weights": bool(random_weights), "config": backbone.get_config(), **body,
+            "versions": manifest.versions(opset),
+        }
+        written = manifest.write(tmp, body)
+    progress(f"wrote {output} in {time.perf_counter() - start:.1f} s")
+    return written
+
+
+def save_tokenizer(preprocessor, tokenizer, folder):
+    """Tokenizer assets into folder/tokenizer/ and their manifest entry (None without)."""
+    if tokenizer is None:
+        return None
+    directory = os.path.join(folder, TOKENIZER_DIR)
+    os.makedirs(directory, exist_ok=True)
+    spec = tokenizer.save_assets(directory)
+    spec["directory"] = TOKENIZER_DIR
+    spec["special_tokens"] = tokenizer.special_token_ids
+    packing = getattr(preprocessor, "packing_spec", None)
+    if packing is not None:
+        spec["packing"] = packing()
+    return spec
+
+
+def output_names(model, task):
+    outputs = model.output
+    if isinstance(outputs, dict):
+        return list(outputs)
+    return ["sequence_output"] if task == "backbone" else ["logits"]
+
+
+def export_encoder(model, task, folder, atol, opset):
+    """model.onnx for an encoder backbone or task, validated on fresh shapes."""
+    input_names = list(model.input) if isinstance(model.input, dict) else ["token_ids"]
+    names = output_names(model, task)
+    specs = {n: convert.tensor_spec(n, "int32", 2) for n in input_names}
+
+    def call(inputs):
+        out = model(inputs, training=False)
+        return out if isinstance(out, dict) else {names[0]: out}
+
+    t = time.perf_counter()
+    proto = convert.to_onnx(model.weights, call, specs, opset=opset)
+    axes = {n: ["batch_size", "num_masks" if n == "mask_positions" else "sequence_length"]
+            for n in input_names}
+    for n in names:
+        axes[n] = {"sequence_output": ["batch_size", "sequence_length", "hidden"],
+                   "pooled_output": ["batch_size", "hidden"],
+                   "logits": ["batch_size", "num_masks", "vocabulary_size"]
+                   if task == "masked_lm" else ["batch_size", "num_classes"]}[n]
+    convert.set_dynamic_axes(proto, {k: {i: a for i, a in enumerate(v)
+                                         if a not in ("hidden", "vocabulary_size",
+                                                      "num_classes")}
+                                     for k, v in axes.items()})
+    path = os.path.join(folder, "model.onnx")
+    external = convert.save(proto, path)
+    progress(f"converted to ONNX in {time.perf_counter() - t:.1f} s"
+             + (" (external data)" if external else ""))
+    entry = manifest.graph_entry("model.onnx", proto, axes)
+    del proto
+    validation = validate_encoder(model, path, input_names, atol)
+    return {"graphs": {"model": entry}, "validation": validation}
+
+
+def validate_encoder(model, path, input_names, atol):
+    import onnxruntime as ort
+
+    t = time.perf_counter()
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    backbone = backbone_of(model)
+    rng = np.random.default_rng(1234)
+    worst = {}
+    cases = []
+    for batch, length in VALIDATION_CASES:
+        length = min(length, backbone.max_sequence_length)
+        x = encoder_inputs(input_names, batch, length, backbone.vocabulary_size, rng,
+                           getattr(backbone, "num_segments", 2))
+        expected = model(x, training=False)
+        if not isinstance(expected, dict):
+            expected = {session.get_outputs()[0].name: expected}
+        actual = dict(zip([o.name for o in session.get_outputs()], session.run(None, x)))
+        diffs = compare({k: np.asarray(v) for k, v in expected.items()}, actual, atol,
+                        context=f"batch {batch}, length {length}: ")
+        cases.append({"batch": batch, "length": length, "max_abs_diff": diffs})
+        for k, v in diffs.items():
+            worst[k] = max(worst.get(k, 0.0), v)
+    progress(f"validated against Keras in {time.perf_counter() - t:.1f} s: "
+             + ", ".join(f"{k} max abs diff {v:.2g}" for k, v in worst.items()))
+    return {"atol": atol, "max_abs_diff": worst, "cases": cases, "passed": True}
+
+
+__all__ = ["ExportError", "ValidationError", "export_preset", "load_model"]
