@@ -171,7 +171,8 @@ def task_names(backbone_cls):
     from model_defs.task import Task
 
     names = {cls.task_name for cls in set(_CLASSES.values())
-             if isinstance(cls, type) and issubclass(cls, Task) and cls.backbone_cls is backbone_cls}
+             if isinstance(cls, type) and issubclass(cls, Task)
+             and cls.backbone_cls is backbone_cls}
     return ["backbone", *sorted(n for n in names if n)]
 
 
