@@ -6,8 +6,8 @@ import os
 
 import keras
 
+from model_defs import lora, preset_io
 from model_defs import preset as P
-from model_defs import preset_io
 from model_defs.weights import H5Reader, SafetensorsReader, apply_table, write_h5
 
 
@@ -136,9 +136,36 @@ class Backbone(keras.Model):
     def write_preset_files(self, directory):
         preset_io.write_json(directory, "config.json",
                              preset_io.serialize(self, self.get_config()))
-        write_h5(os.path.join(directory, "model.weights.h5"), self,
+        # LoRA factors are merged into the kernels: the preset holds a plain model.
+        write_h5(os.path.join(directory, "model.weights.h5"), lora.MergedWeights(self),
                  self.keras_hub_weight_table())
         preset_io.write_json(directory, "metadata.json", preset_io.metadata(self))
+
+    # -- LoRA ---------------------------------------------------------------------
+    def default_lora_layer_names(self):
+        """Names of the Dense layers `enable_lora` targets: the query and value projections."""
+        return list(lora.DEFAULT_TARGETS)
+
+    def enable_lora(self, rank, target_layer_names=None):
+        """Freeze all backbone weights and add rank-`rank` LoRA factors to the query and
+        value projections of every attention layer; only the factors train.
+
+        Example:
+        ```python
+        backbone.enable_lora(4)
+        [v.path for v in backbone.trainable_weights]  # .../query/lora_kernel_a, ...
+        ```
+        """
+        lora.enable_lora(self, rank, target_layer_names or self.default_lora_layer_names())
+
+    def save_lora_weights(self, filepath):
+        """Write the LoRA factors to `filepath` (`*.lora.h5`, keras-hub's layout)."""
+        lora.save_lora_weights(self, filepath)
+
+    def load_lora_weights(self, filepath):
+        """Load factors saved by `save_lora_weights` (enables LoRA at their rank if needed;
+        a model with another rank raises `LoraError`)."""
+        lora.load_lora_weights(self, filepath)
 
     # -- to be provided by subclasses ---------------------------------------------
     def keras_hub_weight_table(self):
