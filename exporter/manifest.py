@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
+from runtime.hashing import sha256
+
 FORMAT_VERSION = 1
-
-
-def sha256(path, chunk=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def versions(opset) -> dict:

@@ -118,7 +118,7 @@ class Backbone(keras.Model):
         prefix = hf_prefix(reader.names(), self.hf_prefixes)
         table = self.hf_weight_table(prefix, reader.names())
         # A task checkpoint also holds its head: only the backbone's part must be used up.
-        view = _PrefixedView(reader, prefix) if prefix else reader
+        view = _PrefixedView(reader, prefix)
         ignore = tuple(ignore_unused) + tuple(self.hf_ignored)
         apply_table(self, table, view, ignore_unused=ignore,
                     where=os.path.join(directory, "model.safetensors"))
@@ -188,14 +188,16 @@ def hf_prefix(names, prefixes):
 
 
 class _PrefixedView:
-    """The tensors of `reader` whose names start with `prefix`."""
+    """The weight tensors of `reader` whose names start with `prefix` ("" for all)."""
 
     def __init__(self, reader, prefix):
         self._reader = reader
         self._prefix = prefix
 
     def names(self):
-        return [n for n in self._reader.names() if n.startswith(self._prefix)]
+        # Old checkpoints also store the `position_ids` buffer (0..max_len), not a weight.
+        return [n for n in self._reader.names()
+                if n.startswith(self._prefix) and not n.endswith(".position_ids")]
 
     def get(self, name):
         return self._reader.get(name)

@@ -1,0 +1,103 @@
+"""`python -m runtime <command> ARTIFACT ...` (also `hubonnx <command> ...`).
+
+Results go to stdout, diagnostics to stderr; a bad request prints one `error:` line and
+exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def _fill_mask(args):
+    from runtime.fill_mask import FillMask
+
+    results = FillMask(args.artifact, device=args.device)(args.texts, top_k=args.top_k)
+    for text, masks in zip(args.texts, results):
+        if args.json:
+            print(json.dumps({"text": text, "masks": masks}, ensure_ascii=False))
+            continue
+        for candidates in masks:
+            print(" | ".join(f"{c['token']} {c['score']:.3f}" for c in candidates))
+
+
+def _encode(args):
+    from runtime.encoder import Encoder
+
+    encoder = Encoder(args.artifact, device=args.device)
+    vectors = encoder.embed(args.texts, normalize=args.normalize)
+    for text, vector in zip(args.texts, vectors):
+        if args.json:
+            print(json.dumps({"text": text, "embedding": vector.round(6).tolist()},
+                             ensure_ascii=False))
+        else:
+            head = " ".join(f"{v:.4f}" for v in vector[:8])
+            print(f"[{head} ...] ({len(vector)} dims)")
+
+
+def _add_fill_mask(sub):
+    p = sub.add_parser("fill-mask", help="top tokens at each [MASK] of each text")
+    p.add_argument("--top-k", type=int, default=5)
+    return p
+
+
+def _add_encode(sub):
+    p = sub.add_parser("encode", help="mean-pooled sentence embeddings from a backbone")
+    p.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
+    return p
+
+
+# command -> (add its parser, run it). Each parser gets ARTIFACT, texts, --device, --json.
+COMMANDS = {
+    "fill-mask": (_add_fill_mask, _fill_mask),
+    "encode": (_add_encode, _encode),
+}
+
+
+def _register_optional_commands():
+    """Commands of other pipelines (classify, generate) register here when present."""
+    import importlib
+
+    for module in ("runtime.classifier_cli", "runtime.generate_cli"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue
+        COMMANDS.update(mod.COMMANDS)
+
+
+def parse_args(argv):
+    _register_optional_commands()
+    parser = argparse.ArgumentParser(prog="python -m runtime",
+                                     description="Serve exported artifacts with ONNX Runtime.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add, _) in COMMANDS.items():
+        p = add(sub)
+        p.add_argument("artifact", help="artifact folder (with manifest.json)")
+        p.add_argument("texts", nargs="+", help="input texts")
+        p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+        p.add_argument("--json", action="store_true", help="one JSON object per line")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s",
+                        stream=sys.stderr)
+    from runtime.artifact import ArtifactError
+
+    try:
+        COMMANDS[args.command][1](args)
+    except (ArtifactError, ValueError, TypeError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

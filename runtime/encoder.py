@@ -1,0 +1,74 @@
+"""`Encoder`: sequence and pooled outputs (and sentence embeddings) from a backbone
+artifact."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runtime.artifact import Artifact, ArtifactError
+from runtime.text_inputs import TextPacker, mean_pool
+
+
+class Encoder:
+    """Encode texts (or token ids) with an exported backbone.
+
+    Args:
+        artifact: an `Artifact` or its folder.
+        device: "cpu" or "cuda", when `artifact` is a folder.
+
+    Example:
+    ```python
+    encoder = Encoder("artifacts/all_minilm")
+    out = encoder.encode(["A sentence.", "Another, longer sentence."])
+    out["sequence_output"].shape  # (2, 8, 384)
+    vectors = encoder.embed(["A sentence."])  # mean pooled, (1, 384)
+    ```
+    """
+
+    def __init__(self, artifact, device="cpu"):
+        self.artifact = artifact if isinstance(artifact, Artifact) else Artifact(artifact,
+                                                                                 device)
+        if self.artifact.task != "backbone":
+            raise ArtifactError(f"encode needs a backbone artifact; this one is "
+                                f"{self.artifact.task!r}")
+        self._packer = None
+
+    @property
+    def packer(self):
+        if self._packer is None:
+            spec = self.artifact.tokenizer_spec or {}
+            self._packer = TextPacker(self.artifact.tokenizer, spec.get("packing"),
+                                      self.artifact.config.get("max_sequence_length"))
+        return self._packer
+
+    def feeds(self, texts=None, token_ids=None, padding_mask=None):
+        if token_ids is not None:
+            token_ids = np.asarray(token_ids, dtype="int32")
+            if token_ids.ndim == 1:
+                token_ids = token_ids[None]
+            if padding_mask is None:
+                padding_mask = np.ones_like(token_ids)
+            feeds = {"token_ids": token_ids, "padding_mask": np.asarray(padding_mask, "int32")}
+            names = [i["name"] for i in self.artifact.graph("model")["inputs"]]
+            if "segment_ids" in names:
+                feeds["segment_ids"] = np.zeros_like(token_ids)
+            return feeds
+        if texts is None:
+            raise ValueError("pass texts or token_ids")
+        return self.packer.pack(texts)
+
+    def encode(self, texts=None, token_ids=None, padding_mask=None):
+        """Graph outputs (`sequence_output`, and `pooled_output` for BERT) plus the
+        `padding_mask` used."""
+        feeds = self.feeds(texts, token_ids, padding_mask)
+        out = self.artifact.run("model", feeds)
+        out["padding_mask"] = feeds["padding_mask"]
+        return out
+
+    def embed(self, texts=None, token_ids=None, padding_mask=None, normalize=False):
+        """Sentence embeddings: mean of the sequence output over real tokens."""
+        out = self.encode(texts, token_ids, padding_mask)
+        vectors = mean_pool(out["sequence_output"], out["padding_mask"])
+        if normalize:
+            vectors = vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+        return vectors

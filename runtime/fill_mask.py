@@ -1,0 +1,65 @@
+"""`FillMask`: the most likely tokens at each `[MASK]` of a text, from a masked-LM
+artifact."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runtime.artifact import Artifact, ArtifactError
+from runtime.text_inputs import TextPacker
+
+
+class FillMask:
+    """Fill-mask over an exported masked LM.
+
+    Args:
+        artifact: an `Artifact` or its folder.
+        device: "cpu" or "cuda", when `artifact` is a folder.
+
+    Example:
+    ```python
+    fill = FillMask("artifacts/distil_bert_base_en_uncased")
+    fill(["Paris is the [MASK] of France."], top_k=3)
+    # [[[{"token": "capital", "token_id": 3007, "score": 0.9}, ...]]]
+    ```
+    """
+
+    def __init__(self, artifact, device="cpu"):
+        self.artifact = artifact if isinstance(artifact, Artifact) else Artifact(artifact,
+                                                                                 device)
+        if self.artifact.task != "masked_lm":
+            raise ArtifactError(f"fill-mask needs a masked_lm artifact; this one is "
+                                f"{self.artifact.task!r}")
+        spec = self.artifact.tokenizer_spec or {}
+        self.packer = TextPacker(self.artifact.tokenizer, spec.get("packing"),
+                                 self.artifact.config.get("max_sequence_length"))
+        self.mask_id = spec["packing"]["mask_token_id"]
+
+    def __call__(self, texts, top_k=5):
+        """For each text, for each mask in it: `top_k` dicts of token, token_id, score."""
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        if top_k < 1:
+            raise ValueError("top_k must be at least 1")
+        feeds = self.packer.pack(texts)
+        positions = [np.flatnonzero(row == self.mask_id) for row in feeds["token_ids"]]
+        for text, pos in zip(texts, positions):
+            if len(pos) == 0:
+                raise ValueError(f"no {self.packer.packing['mask_token']} in text {text!r}"
+                                 " (or it was truncated away)")
+        width = max(len(p) for p in positions)
+        feeds["mask_positions"] = np.array(
+            [np.pad(p, (0, width - len(p))) for p in positions], dtype="int32")
+        logits = self.artifact.run("model", feeds)["logits"]  # (batch, masks, vocab)
+        results = []
+        for row, pos in zip(logits, positions):
+            results.append([self._top(row[i], top_k) for i in range(len(pos))])
+        return results[0] if single else results
+
+    def _top(self, logits, k):
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        best = np.argsort(-probs)[:k]
+        tok = self.artifact.tokenizer
+        return [{"token": tok.id_to_token(int(i)), "token_id": int(i),
+                 "score": float(probs[i])} for i in best]
