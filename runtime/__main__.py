@@ -76,7 +76,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m runtime",
                                      description="Serve exported artifacts with ONNX Runtime.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (add, _) in COMMANDS.items():
+    for add, _ in COMMANDS.values():
         p = add(sub)
         p.add_argument("artifact", help="artifact folder (with manifest.json)")
         p.add_argument("texts", nargs="+", help="input texts")
