@@ -43,7 +43,9 @@ class Backbone(keras.Model):
 
     def __init__(self, *args, dtype=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._init_dtype = dtype
+        if dtype is not None:
+            # The functional init does not take a dtype; every layer already got it.
+            self.dtype_policy = keras.dtype_policies.get(dtype)
 
     # -- config -------------------------------------------------------------------
     def get_config(self):
