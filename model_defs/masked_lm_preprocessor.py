@@ -3,10 +3,10 @@ MaskedLM preprocessors do (fresh masks every call, so every epoch sees new ones)
 
 import numpy as np
 
-from model_defs.preprocessor import Preprocessor
+from model_defs.packing_preprocessor import PackingPreprocessor
 
 
-class MaskedLMPreprocessor(Preprocessor):
+class MaskedLMPreprocessor(PackingPreprocessor):
     """Tokenize, pack `[start] a [sep] b [end]`, then mask.
 
     Args:
@@ -29,10 +29,6 @@ class MaskedLMPreprocessor(Preprocessor):
 
     config_keys = ("sequence_length", "truncate", "mask_selection_rate",
                    "mask_selection_length", "mask_token_rate", "random_token_rate")
-    start_token = "cls_token"
-    end_token = "sep_token"
-    sep_tokens = ("sep_token",)
-    with_segment_ids = True
 
     def __init__(self, tokenizer, seed=None, **kwargs):
         super().__init__(tokenizer, **kwargs)
@@ -43,40 +39,13 @@ class MaskedLMPreprocessor(Preprocessor):
         return {"sequence_length": 512, "truncate": "round_robin", "mask_selection_rate": 0.15,
                 "mask_selection_length": 96, "mask_token_rate": 0.8, "random_token_rate": 0.1}
 
-    def pack(self, x):
-        """Raw text (str, list of str, or tuple of segments) -> dict of int32 arrays."""
-        from runtime.packing import pack_segments
-
-        segments = x if isinstance(x, tuple) else (x,)
-        segments = [[s] if isinstance(s, str) else list(s) for s in segments]
-        tok = self.tokenizer
-        ids = [[list(row) for row in tok.tokenize(seg)] for seg in segments]
-        sep = [getattr(tok, f"{t}_id") for t in self.sep_tokens]
-        token_ids, segment_ids = pack_segments(
-            ids, self.sequence_length, start_value=getattr(tok, f"{self.start_token}_id"),
-            end_value=getattr(tok, f"{self.end_token}_id"), pad_value=tok.pad_token_id,
-            truncate=self.truncate, sep_value=sep if len(sep) > 1 else None)
-        out = {"token_ids": token_ids,
-               "padding_mask": (token_ids != tok.pad_token_id).astype("int32")}
-        if self.with_segment_ids:
-            out["segment_ids"] = segment_ids
-        return out
-
-    def packing_spec(self):
-        """How the runtime packs text the same way (goes in the manifest)."""
-        tok = self.tokenizer
-        return {"start_token_id": getattr(tok, f"{self.start_token}_id"),
-                "end_token_id": getattr(tok, f"{self.end_token}_id"),
-                "sep_token_ids": [getattr(tok, f"{t}_id") for t in self.sep_tokens],
-                "pad_token_id": tok.pad_token_id, "mask_token_id": tok.mask_token_id,
-                "mask_token": tok.mask_token, "sequence_length": self.sequence_length,
-                "segment_ids": self.with_segment_ids}
-
     def mask(self, token_ids):
         """keras-hub's masking on packed ids (batch, seq) -> (masked ids, positions, ids,
         weights), each mask part (batch, mask_selection_length)."""
         tok = self.tokenizer
-        special = {tok.pad_token_id, getattr(tok, f"{self.start_token}_id"),
+        # keras-hub never selects the tokenizer's special tokens ([CLS], [SEP], [PAD] and
+        # [MASK] itself); [UNK] stays selectable, as there.
+        special = {tok.pad_token_id, tok.mask_token_id, getattr(tok, f"{self.start_token}_id"),
                    getattr(tok, f"{self.end_token}_id")}
         special |= {getattr(tok, f"{t}_id") for t in self.sep_tokens}
         batch, _ = token_ids.shape

@@ -9,7 +9,7 @@ import os
 import keras
 
 from model_defs import preset as P
-from model_defs import preset_io
+from model_defs import preset_io, task_data
 from model_defs.backbone import Backbone, hf_prefix
 from model_defs.weights import H5Reader, SafetensorsReader, apply_table, write_h5
 
@@ -30,11 +30,39 @@ class Task(keras.Model):
     task_name = None
     hf_architectures = ()
 
-    def __init__(self, *args, backbone=None, preprocessor=None, **kwargs):
+    def __init__(self, *args, backbone=None, preprocessor=None, compile=True, **kwargs):
         super().__init__(*args, **kwargs)
         # Set after the functional init: the backbone is already tracked as a layer.
         self._backbone = backbone
         self._preprocessor = preprocessor
+        if compile:
+            # keras-hub compiles every task with its defaults, so `fit` works at once.
+            self.compile()
+
+    # -- training and inference on raw text ------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, **kwargs):
+        """keras `fit`; raw text goes through `preprocessor` batch by batch (fresh masks
+        every epoch for masked LMs), integer dicts go straight to the model."""
+        x, y, sample_weight, batch_size = task_data.prepare(
+            self, x, y, kwargs.pop("sample_weight", None), batch_size,
+            shuffle=kwargs.get("shuffle", True))
+        if "validation_data" in kwargs:
+            kwargs["validation_data"] = task_data.prepare_validation(
+                self, kwargs["validation_data"], batch_size)
+        return super().fit(x=x, y=y, batch_size=batch_size, sample_weight=sample_weight,
+                           **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        """keras `evaluate`, with raw text preprocessed as in `fit`."""
+        x, y, sample_weight, batch_size = task_data.prepare(
+            self, x, y, kwargs.pop("sample_weight", None), batch_size)
+        return super().evaluate(x=x, y=y, batch_size=batch_size, sample_weight=sample_weight,
+                                **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """keras `predict`, with raw text preprocessed as in `fit`."""
+        x, _, _, batch_size = task_data.prepare(self, x, None, None, batch_size)
+        return super().predict(x, batch_size=batch_size, **kwargs)
 
     @property
     def backbone(self):
@@ -76,7 +104,7 @@ class Task(keras.Model):
         Transformers checkpoints give the head when their `architectures` match.
         `kwargs` go to the task constructor (e.g. `num_classes=2`, `preprocessor=None`).
         """
-        task_cls = cls._task_class(preset)
+        task_cls = cls._task_class(preset, load_weights)
         if not load_weights and P.is_builtin(preset):
             backbone = task_cls.backbone_cls.from_preset(preset, load_weights=False)
             kwargs.setdefault("preprocessor", task_cls._offline_preprocessor(preset))
@@ -102,16 +130,26 @@ class Task(keras.Model):
         return task_cls(backbone=backbone, **kwargs)
 
     @classmethod
-    def _task_class(cls, preset):
-        """For `Task.from_preset`, the task class the preset holds; else `cls` itself."""
+    def _task_class(cls, preset, load_weights=True):
+        """For a generic class (`TextClassifier.from_preset`), the concrete class: the one
+        the preset's task.json holds if it is one, else the subclass for the preset's
+        backbone (as keras-hub does); a concrete class is returned as is."""
         if cls.backbone_cls is not Backbone:
             return cls
-        directory = P.resolve(preset)
-        stored_cls = _stored_class(P.read_json(directory, "task.json", required=False))
-        if stored_cls is None or not issubclass(stored_cls, cls):
+        if load_weights or not P.is_builtin(preset):
+            directory = P.resolve(preset)
+            if P.preset_format(directory) == P.KERAS_HUB:
+                stored_cls = _stored_class(P.read_json(directory, "task.json",
+                                                       required=False))
+                if stored_cls is not None and issubclass(stored_cls, cls):
+                    return stored_cls
+        found = None
+        if cls.task_name is not None:
+            found = P.task_class(P.backbone_class(preset), cls.task_name)
+        if found is None or not issubclass(found, cls):
             raise P.PresetError(f"preset {preset} holds no {cls.__name__}; "
                                 "use a concrete task class")
-        return stored_cls
+        return found
 
     @classmethod
     def _offline_preprocessor(cls, preset):

@@ -4,7 +4,12 @@ from model_defs.distil_bert.distil_bert_masked_lm import DistilBertMaskedLM
 from model_defs.distil_bert.distil_bert_masked_lm_preprocessor import (
     DistilBertMaskedLMPreprocessor,
 )
+from model_defs.distil_bert.distil_bert_text_classifier import DistilBertTextClassifier
+from model_defs.distil_bert.distil_bert_text_classifier_preprocessor import (
+    DistilBertTextClassifierPreprocessor,
+)
 from model_defs.distil_bert.distil_bert_tokenizer import DistilBertTokenizer
 
 __all__ = ["DistilBertBackbone", "DistilBertMaskedLM", "DistilBertMaskedLMPreprocessor",
+           "DistilBertTextClassifier", "DistilBertTextClassifierPreprocessor",
            "DistilBertTokenizer"]
