@@ -1,0 +1,266 @@
+"""BART sequence-to-sequence language model with a KV-cached generate loop."""
+
+import logging
+import os
+
+import keras
+import numpy as np
+from keras import ops
+
+from model_defs import samplers
+from model_defs.bart.bart_backbone import BartBackbone
+from model_defs.bart.bart_seq_2_seq_lm_preprocessor import BartSeq2SeqLMPreprocessor
+from model_defs.layers.tied_lm_head import TiedLMHead
+from model_defs.layers.transformer_decoder import causal_bias, padding_bias
+from model_defs.preset import register
+from model_defs.task import Task
+from model_defs.weights import Entry
+
+log = logging.getLogger(__name__)
+
+
+@register
+class BartSeq2SeqLM(Task):
+    """BART with a language-model head tied to the token embedding, and `generate()`.
+
+    Args:
+        backbone: a `BartBackbone`.
+        preprocessor: a `BartSeq2SeqLMPreprocessor`, or None to work on token ids.
+        use_logits_bias: add a learned (vocab,) bias to the logits (Transformers'
+            `final_logits_bias`; set when loading a `BartForConditionalGeneration`
+            checkpoint). keras-hub's BART has none.
+
+    Inputs: the backbone's four inputs. Output: `logits` (batch, dec_seq, vocab).
+
+    Generation (`generate`) encodes once, then decodes one token per step with the
+    decoder's self-attention keys/values cached and the cross-attention keys/values
+    computed once, choosing tokens with the sampler given to `compile(sampler=...)`
+    ("top_k" by default, as keras-hub). The decoder starts from `</s> <s>` plus the
+    optional decoder prompt, as keras-hub's BART does.
+
+    Example:
+    ```python
+    bart_lm = BartSeq2SeqLM.from_preset("bart_base_en")
+    bart_lm.compile(sampler="greedy")
+    bart_lm.generate("The quick brown fox", max_length=30)
+    bart_lm.generate(["The quick brown fox", "The whale"], max_length=30)
+    ```
+    """
+
+    backbone_cls = BartBackbone
+    preprocessor_cls = BartSeq2SeqLMPreprocessor
+    task_name = "seq2seq_lm"
+    hf_architectures = ("BartForConditionalGeneration",)
+    hf_head_ignored = ("lm_head.",)
+
+    def __init__(self, backbone, preprocessor=None, use_logits_bias=False, **kwargs):
+        inputs = dict(backbone.input)
+        hidden = backbone(inputs)["decoder_sequence_output"]
+        head = TiedLMHead(backbone.get_layer("token_embedding"), use_bias=use_logits_bias,
+                          dtype=backbone.dtype_policy, name="lm_head")
+        logits = head(hidden)
+        super().__init__(inputs=inputs, outputs=logits, backbone=backbone,
+                         preprocessor=preprocessor, **kwargs)
+        self.use_logits_bias = use_logits_bias
+        self.lm_head = head
+        self.sampler = samplers.get("top_k")
+        self._generate_functions = None
+
+    def get_config(self):
+        config = super().get_config()
+        if self.use_logits_bias:  # only then, so keras-hub reads our presets
+            config["use_logits_bias"] = True
+        return config
+
+    def compile(self, optimizer="auto", loss="auto", *, weighted_metrics="auto",
+                sampler="top_k", **kwargs):
+        """keras-hub's defaults (Adam(2e-5), sparse cross-entropy on logits, weighted
+        accuracy) plus the `sampler` used by `generate`: a name ("greedy", "top_k",
+        "top_p", "random", "beam"), a config dict or a `model_defs.samplers.Sampler`."""
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(2e-5)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if weighted_metrics == "auto":
+            weighted_metrics = [keras.metrics.SparseCategoricalAccuracy()]
+        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics,
+                        **kwargs)
+        self.sampler = samplers.get(sampler)
+
+    # -- the public calls the generate loop and the exporter use -----------------------
+    def call_encoder(self, token_ids, padding_mask):
+        """encoder_hidden_states (batch, enc_seq, hidden)."""
+        return self.backbone.call_encoder(token_ids, padding_mask)
+
+    def call_decoder(self, decoder_token_ids, encoder_hidden_states, encoder_padding_mask):
+        """First decoder step (no past): tokens at positions 0 .. n-1.
+
+        Returns (logits (batch, n, vocab), self_kv, cross_kv): `self_kv` and `cross_kv`
+        are lists over layers of (key, value), each (batch, num_heads, seq, head_dim);
+        the cross-attention keys/values are computed here once for the whole generation.
+        """
+        cross_kv = [layer.compute_cross_cache(encoder_hidden_states)
+                    for layer in self.backbone.decoder_transformer_layers]
+        logits, self_kv = self._decode(decoder_token_ids, None, cross_kv, encoder_padding_mask)
+        return logits, self_kv, cross_kv
+
+    def call_decoder_with_past(self, decoder_token_ids, encoder_padding_mask, self_past,
+                               cross_kv):
+        """Later decoder steps: new tokens at positions past .. past + n - 1.
+
+        Args: `self_past` as `call_decoder`'s `self_kv` (past = its sequence length),
+        `cross_kv` as returned by `call_decoder` (reused, not recomputed).
+        Returns (logits (batch, n, vocab), self_kv with past + n positions).
+        """
+        return self._decode(decoder_token_ids, self_past, cross_kv, encoder_padding_mask)
+
+    def _decode(self, token_ids, self_past, cross_kv, encoder_padding_mask):
+        n = ops.shape(token_ids)[1]
+        past = 0 if self_past is None else ops.shape(self_past[0][0])[2]
+        x = self.backbone.embed_decoder_tokens(token_ids, start_index=past)
+        # Additive masks built once and shared by all layers.
+        self_bias = causal_bias(n, past + n, x.dtype)
+        cross_bias = padding_bias(encoder_padding_mask, x.dtype)
+        present = []
+        for i, layer in enumerate(self.backbone.decoder_transformer_layers):
+            x, kv = layer.call_cached(x, None if self_past is None else self_past[i],
+                                      cross_kv[i], self_bias, cross_bias)
+            present.append(kv)
+        return self.lm_head(x), present
+
+    # -- generation ------------------------------------------------------------------
+    def generate(self, inputs, max_length=None, stop_token_ids="auto"):
+        """Generate text (or ids) for `inputs`.
+
+        Args:
+            inputs: with a preprocessor, a string, a list of strings, or a dict with
+                "encoder_text" and "decoder_text" (a decoder prompt); without one, a dict
+                of int arrays `encoder_token_ids`, `encoder_padding_mask`,
+                `decoder_token_ids` (padded to the length to generate) and
+                `decoder_padding_mask` (1 on the prompt).
+            max_length: decoder length to generate to (default: the preprocessor's
+                `decoder_sequence_length`); ignored without a preprocessor.
+            stop_token_ids: "auto" (the end token `</s>`), None (run to max_length) or a
+                list of ids; a row stops at its first stop token after its prompt.
+
+        Returns strings (one for a string input), or without a preprocessor a dict with
+        `decoder_token_ids` and `decoder_padding_mask` (False after the stop token).
+        """
+        if self.preprocessor is None and stop_token_ids == "auto":
+            raise ValueError(
+                'stop_token_ids="auto" needs a preprocessor; pass stop_token_ids=None to '
+                "generate up to max_length, or a list of stop ids")
+        if stop_token_ids == "auto":
+            stop_token_ids = [self.preprocessor.tokenizer.end_token_id]
+        if self.preprocessor is None:
+            x = {k: np.asarray(v, "int32") for k, v in inputs.items()}
+            return self.generate_ids(x, stop_token_ids)
+        scalar = isinstance(inputs, (str, bytes)) or (
+            isinstance(inputs, dict) and isinstance(inputs.get("encoder_text"), (str, bytes)))
+        x = self.preprocessor.generate_preprocess(inputs, sequence_length=max_length)
+        out = self.generate_ids(x, stop_token_ids)
+        texts = self.preprocessor.generate_postprocess(out)
+        return texts[0] if scalar else texts
+
+    def generate_ids(self, x, stop_token_ids=None):
+        """The token-level loop on packed int inputs (see `generate`)."""
+        enc_ids = np.asarray(x["encoder_token_ids"], "int32")
+        enc_mask = np.asarray(x["encoder_padding_mask"], "int32")
+        prompt = np.asarray(x["decoder_token_ids"], "int32")
+        dec_mask = np.asarray(x["decoder_padding_mask"]).astype(bool)
+        if enc_ids.ndim == 1:  # one unbatched example
+            out = self.generate_ids({k: np.asarray(v)[None] for k, v in x.items()},
+                                    stop_token_ids)
+            return {k: v[0] for k, v in out.items()}
+        max_length = prompt.shape[1]
+        limit = self.backbone.max_sequence_length
+        if max_length > limit or enc_ids.shape[1] > limit:
+            raise ValueError(f"sequence length {max(max_length, enc_ids.shape[1])} exceeds the "
+                             f"model's {limit} positions; pass max_length <= {limit}")
+        index = int(dec_mask.sum(axis=-1).min())
+        if index < 1:
+            raise ValueError("every decoder prompt needs at least one token (BART's decoder "
+                             "starts from </s>); check decoder_padding_mask")
+        fns = self._functions()
+        hidden = np.asarray(fns["encoder"](enc_ids, enc_mask))
+
+        def next(prompt, cache, index):
+            if cache["self"] is None:
+                logits, self_kv, cross_kv = fns["first"](
+                    prompt[:, :index], cache["encoder_hidden_states"],
+                    cache["encoder_padding_mask"])
+                cache = dict(cache, self=_numpy(self_kv), cross=_numpy(cross_kv))
+            else:
+                logits, self_kv = fns["past"](prompt[:, index - 1:index],
+                                              cache["encoder_padding_mask"], cache["self"],
+                                              cache["cross"])
+                cache = dict(cache, self=_numpy(self_kv))
+            return np.asarray(logits)[:, -1, :], cache
+
+        cache = {"encoder_hidden_states": hidden, "encoder_padding_mask": enc_mask,
+                 "self": None, "cross": None}
+        tokens = self.sampler(next, prompt, cache=cache, index=index, mask=dec_mask,
+                              stop_token_ids=stop_token_ids, model=self)
+        if isinstance(tokens, tuple):  # BeamSampler(return_all_beams=True)
+            return {"decoder_token_ids": tokens[0], "log_probs": tokens[1]}
+        return {"decoder_token_ids": tokens,
+                "decoder_padding_mask": output_mask(tokens, dec_mask, stop_token_ids)}
+
+    def _functions(self):
+        """The encoder and the two decoder steps, as tf.functions on the TF backend."""
+        if self._generate_functions is None:
+            fns = {
+                "encoder": lambda ids, mask: self.call_encoder(ids, mask),
+                "first": lambda ids, hidden, mask: self.call_decoder(ids, hidden, mask),
+                "past": lambda ids, mask, self_kv, cross_kv: self.call_decoder_with_past(
+                    ids, mask, self_kv, cross_kv),
+            }
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                fns = {k: tf.function(f, reduce_retracing=True) for k, f in fns.items()}
+            self._generate_functions = fns
+        return self._generate_functions
+
+    # -- weights -----------------------------------------------------------------------
+    @classmethod
+    def hf_task_kwargs(cls, hf_config):
+        archs = set(hf_config.get("architectures") or ())
+        return {"use_logits_bias": bool(archs & set(cls.hf_architectures))}
+
+    def keras_hub_head_table(self):
+        # keras-hub's BartSeq2SeqLM has no weights of its own (the head is the embedding).
+        return [Entry("layers/tied_lm_head/vars/0", "lm_head/bias")] if self.use_logits_bias \
+            else []
+
+    def hf_head_table(self, names):
+        if not self.use_logits_bias:
+            return []
+        vocab = self.backbone.vocabulary_size
+        return [Entry("final_logits_bias", "lm_head/bias", (1, vocab))]
+
+    def load_head_weights(self, directory):
+        if self.use_logits_bias:
+            super().load_head_weights(directory)
+
+    def save_to_preset(self, preset_dir):
+        super().save_to_preset(preset_dir)
+        if not self.use_logits_bias:  # as keras-hub: no task.weights.h5 without head weights
+            path = os.path.join(preset_dir, "task.weights.h5")
+            if os.path.exists(path):
+                os.remove(path)
+
+
+def output_mask(tokens, prompt_mask, stop_token_ids):
+    """keras-hub's output padding mask: False after each row's first stop token that is
+    not part of its prompt; all True without stop tokens."""
+    if stop_token_ids is None:
+        return np.ones(tokens.shape, bool)
+    end = np.isin(tokens, np.asarray(list(stop_token_ids))) & ~prompt_mask
+    end = end.astype("int32")
+    overflow = np.cumsum(end, axis=-1) - end
+    return ~overflow.astype(bool)
+
+
+def _numpy(kv_list):
+    return [(np.asarray(k), np.asarray(v)) for k, v in kv_list]

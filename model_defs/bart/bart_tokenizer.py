@@ -1,0 +1,90 @@
+"""BART's byte-level BPE tokenizer."""
+
+import os
+
+from model_defs import preset as P
+from model_defs.preset import register
+from model_defs.tokenizer import Tokenizer
+
+# keras-hub's BartTokenizer keeps exactly these whole (not <mask> nor <unk>).
+KERAS_HUB_UNSPLITTABLE = ["<pad>", "<s>", "</s>"]
+
+
+@register
+class BartTokenizer(Tokenizer):
+    """BART tokenizer: byte-level BPE with `<s>` (start), `</s>` (end) and `<pad>`.
+
+    Args:
+        vocabulary: dict token -> id or path to `vocabulary.json` (keras-hub) /
+            `vocab.json` (Transformers); None until `from_preset`.
+        merges: list of "a b" rules or path to `merges.txt`.
+        add_prefix_space: prepend a space to the text (keras-hub's argument).
+        unsplittable_tokens: tokens cut out of the text whole; keras-hub's default
+            `["<pad>", "<s>", "</s>"]`.
+
+    Example:
+    ```python
+    tokenizer = BartTokenizer.from_preset("bart_base_en")
+    tokenizer("The quick brown fox.")
+    tokenizer.detokenize(tokenizer("The quick brown fox."))
+    ```
+    """
+
+    asset_files = ("vocabulary.json", "merges.txt")
+    hf_asset_files = {"vocabulary.json": "vocab.json", "merges.txt": "merges.txt"}
+    config_keys = ("vocabulary", "merges", "add_prefix_space", "unsplittable_tokens")
+    special_tokens = {"start_token": "<s>", "end_token": "</s>", "pad_token": "<pad>"}
+
+    def __init__(self, vocabulary=None, merges=None, add_prefix_space=False,
+                 unsplittable_tokens=None, **kwargs):
+        if isinstance(vocabulary, tuple) and merges is None:  # read_assets() gives both
+            vocabulary, merges = vocabulary
+        unsplittable_tokens = list(unsplittable_tokens or KERAS_HUB_UNSPLITTABLE)
+        super().__init__(vocabulary=vocabulary, merges=merges,
+                         add_prefix_space=add_prefix_space,
+                         unsplittable_tokens=unsplittable_tokens, **kwargs)
+        if vocabulary is not None:
+            if merges is None:
+                raise ValueError("BartTokenizer needs `merges` with `vocabulary`")
+            self.set_vocabulary_and_merges(vocabulary, merges)
+
+    def set_vocabulary_and_merges(self, vocabulary, merges):
+        from runtime.tokenizers.byte_pair_tokenizer import BytePairTokenizer
+
+        c = self.config
+        self._tokenizer = BytePairTokenizer(
+            vocabulary, merges, unsplittable_tokens=c["unsplittable_tokens"],
+            add_prefix_space=c["add_prefix_space"], special_tokens=dict(self.special_tokens))
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("merges", None)  # stored in assets/, as keras-hub does
+        return config
+
+    @property
+    def special_token_ids(self) -> dict:
+        return {f"{k}_id": self.token_to_id(v) for k, v in self.special_tokens.items()}
+
+    @classmethod
+    def from_transformers(cls, directory, **kwargs):
+        """From `vocab.json`, `merges.txt` and `tokenizer_config.json` (`add_prefix_space`).
+
+        Transformers keeps all its special tokens whole; those in the vocabulary among
+        `<s>`, `<pad>`, `</s>`, `<unk>`, `<mask>` are made unsplittable.
+        """
+        import json
+
+        vocab_path = P.require_file(directory, "vocab.json")
+        merges_path = P.require_file(directory, "merges.txt")
+        tok_config = P.read_json(directory, "tokenizer_config.json", required=False) or {}
+        with open(vocab_path, encoding="utf-8") as f:
+            vocab = json.load(f)
+        specials = [t for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>") if t in vocab]
+        kwargs.setdefault("add_prefix_space", bool(tok_config.get("add_prefix_space", False)))
+        kwargs.setdefault("unsplittable_tokens", specials)
+        return cls(vocabulary=vocab_path, merges=merges_path, **kwargs)
+
+    @classmethod
+    def read_assets(cls, folder):
+        return tuple(os.path.join(folder, name) for name in cls.asset_files
+                     if P.require_file(folder, name))

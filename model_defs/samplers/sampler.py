@@ -1,0 +1,125 @@
+"""`Sampler`: the keras-hub sampler API (`compile(sampler=...)`) as a numpy decode loop.
+
+numpy only (no Keras, no TensorFlow): the same code can run a generate loop over ONNX
+Runtime, so seeded sampling gives the same ids in Keras and in the runtime.
+
+The loop, as keras-hub's `Sampler.__call__`:
+
+    index = first position to fill (min prompt length over the batch)
+    while index < max_length and not every row holds a stop token outside its prompt:
+        logits, cache = next(prompt, cache, index)        # logits (batch, vocab)
+        probs = softmax(float32(logits) / temperature)    # float32
+        token = get_next_token(probs)
+        prompt[:, index] = where(mask[:, index], prompt[:, index], token)
+        index += 1
+
+Random draws (top_k, top_p, random): one `numpy.random.default_rng(seed)` per call, and
+per step exactly `rng.random(batch)` (float64 uniforms, one per row, rows that finished
+or are forced by their prompt included). A row's token is the first candidate whose
+cumulative weight exceeds `u * total`, candidates in the order the sampler defines.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(logits, temperature=1.0):
+    """float32 softmax of logits / temperature over the last axis."""
+    x = np.asarray(logits, dtype=np.float32) / np.float32(temperature)
+    x = x - np.max(x, axis=-1, keepdims=True)
+    e = np.exp(x)
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def any_stop(prompt, stop_token_ids, mask):
+    """(batch,) bool: the row holds a stop token at a position not in its prompt."""
+    if stop_token_ids is None:
+        return np.zeros(prompt.shape[0], bool)
+    hits = np.isin(prompt, np.asarray(list(stop_token_ids))) & ~mask
+    return hits.any(axis=-1)
+
+
+def pick(candidates, weights, u):
+    """The first candidate whose cumulative weight exceeds u * total (inverse CDF).
+
+    candidates: (n,) ids in the sampler's order; weights: (n,) non-negative; u in [0, 1).
+    """
+    cumulative = np.cumsum(np.asarray(weights, dtype=np.float64))
+    position = int(np.searchsorted(cumulative, u * cumulative[-1], side="right"))
+    return int(candidates[min(position, len(candidates) - 1)])
+
+
+def top_indices(probs, k):
+    """The `k` largest entries of a 1-D array, largest first, ties to the lower id."""
+    k = min(int(k), probs.shape[-1])
+    if k >= probs.shape[-1]:
+        return np.argsort(-probs, kind="stable")
+    threshold = np.partition(probs, -k)[-k]
+    above = np.flatnonzero(probs > threshold)
+    equal = np.flatnonzero(probs == threshold)[: k - len(above)]
+    chosen = np.concatenate([above, equal])
+    return chosen[np.lexsort((chosen, -probs[chosen]))]
+
+
+class Sampler:
+    """Base sampler.
+
+    Args:
+        temperature: float > 0, divides the logits before the softmax.
+
+    Call args:
+        next: `next(prompt, cache, index) -> (logits (batch, vocab), cache)`, the logits
+            for position `index` given the tokens before it.
+        prompt: int (batch, max_length) token ids; positions to generate hold padding.
+        cache: anything `next` keeps between steps (numpy arrays with the batch on axis 0,
+            nested in lists/tuples/dicts, or None), passed back unchanged.
+        index: first position to generate.
+        mask: bool (batch, max_length), True where the prompt fixes the token.
+        stop_token_ids: ids that end a row, or None to run to max_length.
+
+    Returns the filled prompt (batch, max_length).
+    """
+
+    needs_rng = False
+
+    def __init__(self, temperature=1.0):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+
+    def __call__(self, next, prompt, cache=None, index=0, mask=None, stop_token_ids=None,
+                 hidden_states=None, model=None):
+        prompt = np.array(prompt, copy=True)
+        max_length = prompt.shape[1]
+        mask = np.zeros(prompt.shape, bool) if mask is None else np.asarray(mask, bool)
+        rng = self.make_rng()
+        index = int(index)
+        while index < max_length and not any_stop(prompt, stop_token_ids, mask).all():
+            logits, cache = next(prompt, cache, index)
+            probs = self.compute_probabilities(logits)
+            u = rng.random(prompt.shape[0]) if rng is not None else None
+            token = np.asarray(self.get_next_token(probs, u)).astype(prompt.dtype)
+            prompt[:, index] = np.where(mask[:, index], prompt[:, index], token)
+            index += 1
+        return prompt
+
+    def make_rng(self):
+        """A fresh generator per generate call (so a seed reproduces a whole call)."""
+        if not self.needs_rng:
+            return None
+        return np.random.default_rng(getattr(self, "seed", None))
+
+    def compute_probabilities(self, logits):
+        return softmax(logits, self.temperature)
+
+    def get_next_token(self, probabilities, u=None):
+        """(batch,) ids from (batch, vocab) float32 probabilities and (batch,) uniforms."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"temperature": self.temperature}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
