@@ -19,6 +19,8 @@ import onnx
 import tensorflow as tf
 from onnx import numpy_helper
 
+from exporter.optimize import optimize
+
 log = logging.getLogger(__name__)
 
 OPSET = 17
@@ -59,6 +61,8 @@ def to_onnx(variables, fn, input_specs, opset=OPSET):
 
     proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
     _weights_to_initializers(proto, variables)
+    counts = optimize(proto)
+    log.info("graph rewrites: %s", counts)
     return proto
 
 

@@ -1,0 +1,122 @@
+"""Graph clean-up after tf2onnx, so ONNX Runtime gets the operators it runs fastest.
+
+tf2onnx renders two Keras building blocks in a shape that ONNX Runtime does not fuse:
+  * Dense on a (batch, seq, hidden) input is traced as TF's Tensordot: Shape, Gather,
+    Concat, Reshape to 2-D, MatMul, Reshape back. ONNX MatMul broadcasts over leading axes,
+    so one MatMul does the same.
+  * LayerNormalization is traced as `moments` (mean, squared difference, variance) plus five
+    element-wise ops; opset 17 has a single LayerNormalization operator.
+Each rewrite is local and conservative: a pattern that does not match exactly is left as it
+was (still correct, only slower), and every export is validated against Keras afterwards.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import onnx
+from onnx import helper, numpy_helper
+
+
+def optimize(proto: onnx.ModelProto) -> dict:
+    """Rewrite `proto` in place; returns how many of each rewrite were applied."""
+    counts = {"tensordot_to_matmul": _tensordot_to_matmul(proto.graph),
+              "layer_norm": _fuse_layer_norm(proto.graph)}
+    _prune(proto.graph)
+    return counts
+
+
+def _consumers(graph):
+    users = defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            users[name].append(node)
+    return users
+
+
+def _producers(graph):
+    return {out: node for node in graph.node for out in node.output}
+
+
+def _tensordot_to_matmul(graph):
+    producers, users = _producers(graph), _consumers(graph)
+    outputs = {o.name for o in graph.output}
+    removed, count = set(), 0
+    for node in graph.node:
+        if node.op_type != "MatMul" or not node.name.endswith("Tensordot/MatMul"):
+            continue
+        flatten = producers.get(node.input[0])
+        after = users.get(node.output[0], [])
+        if (flatten is None or flatten.op_type != "Reshape" or len(after) != 1
+                or after[0].op_type != "Reshape" or not after[0].name.endswith("/Tensordot")
+                or node.output[0] in outputs):
+            continue
+        unflatten = after[0]
+        node.input[0] = flatten.input[0]  # (batch, seq, k) @ (k, n) broadcasts
+        node.output[0] = unflatten.output[0]
+        removed.add(id(unflatten))
+        count += 1
+    _remove(graph, removed)
+    return count
+
+
+def _fuse_layer_norm(graph):
+    by_name = {n.name: n for n in graph.node}
+    initializers = {t.name: t for t in graph.initializer}
+    producers = _producers(graph)
+    count, removed, added = 0, set(), []
+    for node in list(graph.node):
+        if not node.name.endswith("/moments/mean"):
+            continue
+        scope = node.name[: -len("/moments/mean")]
+        parts = {k: by_name.get(f"{scope}/{k}") for k in ("add", "add_2", "Reshape",
+                                                          "Reshape_1", "moments/variance")}
+        if any(v is None for v in parts.values()) or node.op_type not in (
+                "GlobalAveragePool", "ReduceMean"):
+            continue
+        gamma, beta = parts["Reshape"].input[0], parts["Reshape_1"].input[0]
+        epsilon = _constant(parts["add"].input[1], initializers, producers)
+        if gamma not in initializers or beta not in initializers or epsilon is None:
+            continue
+        fused = helper.make_node(
+            "LayerNormalization", [node.input[0], gamma, beta], [parts["add_2"].output[0]],
+            name=f"{scope}/LayerNormalization", axis=-1, epsilon=float(epsilon))
+        removed.add(id(parts["add_2"]))
+        added.append((parts["add_2"], fused))
+        count += 1
+    for old, new in added:  # keep topological order: the fused node replaces the last one
+        index = list(graph.node).index(old)
+        graph.node.insert(index, new)
+    _remove(graph, removed)
+    return count
+
+
+def _constant(name, initializers, producers):
+    if name in initializers:
+        return numpy_helper.to_array(initializers[name]).reshape(-1)[0]
+    node = producers.get(name)
+    if node is not None and node.op_type == "Constant":
+        return numpy_helper.to_array(node.attribute[0].t).reshape(-1)[0]
+    return None
+
+
+def _remove(graph, ids):
+    keep = [n for n in graph.node if id(n) not in ids]
+    del graph.node[:]
+    graph.node.extend(keep)
+
+
+def _prune(graph):
+    """Drop nodes and initializers nothing reads any more."""
+    needed = {o.name for o in graph.output}
+    keep = []
+    for node in reversed(list(graph.node)):
+        if any(o in needed for o in node.output):
+            keep.append(node)
+            needed.update(node.input)
+    del graph.node[:]
+    graph.node.extend(reversed(keep))
+    used = [t for t in graph.initializer if t.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(used)
+
