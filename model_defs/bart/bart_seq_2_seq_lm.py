@@ -63,6 +63,11 @@ class BartSeq2SeqLM(Task):
                          preprocessor=preprocessor, **kwargs)
         self.use_logits_bias = use_logits_bias
         self.lm_head = head
+        if preprocessor is not None:  # never pack past the learned positions
+            limit = backbone.max_sequence_length
+            for key in ("encoder_sequence_length", "decoder_sequence_length"):
+                if (getattr(preprocessor, key) or 0) > limit:
+                    setattr(preprocessor, key, limit)
         self.sampler = samplers.get("top_k")
         self._generate_functions = None
 
