@@ -1,0 +1,75 @@
+"""Export time and Keras vs ONNX Runtime latency for an encoder preset, measured in one run
+(this machine is shared and noisy: compare the ratios, not the absolute times).
+
+    python benchmarks/bench_encoder.py                       # full-size DistilBERT MLM,
+                                                             # random weights, offline
+    python benchmarks/bench_encoder.py --preset DIR --task backbone
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+
+def timed(fn, repeats):
+    fn()  # warm-up (graph building, allocator)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--preset", default="distil_bert_base_en_uncased")
+    p.add_argument("--task", default="masked_lm")
+    p.add_argument("--random-weights", action="store_true", default=None)
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--shapes", default="1x128,8x128")
+    args = p.parse_args()
+    random_weights = args.random_weights
+    if random_weights is None:  # built-in names cannot be downloaded here
+        random_weights = not os.path.isdir(args.preset)
+
+    import tensorflow as tf
+
+    from exporter.export import export_preset, load_model
+    from exporter.validate import encoder_inputs
+    from runtime.artifact import Artifact
+
+    out = os.path.join(tempfile.mkdtemp(), "artifact")
+    start = time.perf_counter()
+    export_preset(args.preset, task=args.task, output=out, random_weights=random_weights)
+    export_s = time.perf_counter() - start
+    model, _ = load_model(args.preset, args.task, random_weights)
+    artifact = Artifact(out)
+    names = [i["name"] for i in artifact.graph("model")["inputs"]]
+    compiled = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    backbone = getattr(model, "backbone", model)
+    print(f"preset {args.preset} task {args.task}: export + validation {export_s:.1f} s")
+    print(f"{'shape':>8} {'keras eager ms':>15} {'keras tf.function ms':>21} "
+          f"{'onnxruntime ms':>15} {'speed-up':>9}")
+    rng = np.random.default_rng(0)
+    for shape in args.shapes.split(","):
+        batch, length = map(int, shape.split("x"))
+        x = encoder_inputs(names, batch, length, backbone.vocabulary_size, rng)
+        x["padding_mask"][:] = 1
+        eager = timed(lambda x=x: model(x, training=False), args.repeats)
+        graph = timed(lambda x=x: compiled(x), args.repeats)
+        ort_ms = timed(lambda x=x: artifact.run("model", x), args.repeats)
+        print(f"{shape:>8} {eager:15.1f} {graph:21.1f} {ort_ms:15.1f} "
+              f"{min(eager, graph) / ort_ms:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
