@@ -191,6 +191,8 @@ def merged_copy(model):
     from model_defs.weights import variables_by_path
 
     config = model.get_config()
+    if "preprocessor" in config:
+        config["preprocessor"] = None  # shared below, not rebuilt (it holds the vocabulary)
     clone = type(model).from_config(config)
     if getattr(model, "preprocessor", None) is not None:
         clone.preprocessor = model.preprocessor

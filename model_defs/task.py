@@ -40,9 +40,29 @@ class Task(keras.Model):
             self.compile()
 
     # -- training and inference on raw text ------------------------------------------
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        self._compiled_lora = self._traced_lora = self._lora_state()
+
+    def _lora_state(self):
+        return getattr(self.backbone, "_lora_rank", None) if self.backbone else None
+
+    def _check_lora_state(self, training=False):
+        """After `enable_lora` the traced functions are stale (retrace them), and so is an
+        optimizer built for the old trainable weights (ask for compile())."""
+        state = self._lora_state()
+        if (training and state != getattr(self, "_compiled_lora", None)
+                and getattr(self.optimizer, "built", False)):
+            raise ValueError("enable_lora changed the trainable weights after this model was "
+                             "trained; call compile() again before fit()")
+        if state != getattr(self, "_traced_lora", None):
+            self.train_function = self.test_function = self.predict_function = None
+            self._traced_lora = state
+
     def fit(self, x=None, y=None, batch_size=None, **kwargs):
         """keras `fit`; raw text goes through `preprocessor` batch by batch (fresh masks
         every epoch for masked LMs), integer dicts go straight to the model."""
+        self._check_lora_state(training=True)
         x, y, sample_weight, batch_size = task_data.prepare(
             self, x, y, kwargs.pop("sample_weight", None), batch_size,
             shuffle=kwargs.get("shuffle", True))
@@ -54,6 +74,7 @@ class Task(keras.Model):
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """keras `evaluate`, with raw text preprocessed as in `fit`."""
+        self._check_lora_state()
         x, y, sample_weight, batch_size = task_data.prepare(
             self, x, y, kwargs.pop("sample_weight", None), batch_size)
         return super().evaluate(x=x, y=y, batch_size=batch_size, sample_weight=sample_weight,
@@ -61,6 +82,7 @@ class Task(keras.Model):
 
     def predict(self, x, batch_size=None, **kwargs):
         """keras `predict`, with raw text preprocessed as in `fit`."""
+        self._check_lora_state()
         x, _, _, batch_size = task_data.prepare(self, x, None, None, batch_size)
         return super().predict(x, batch_size=batch_size, **kwargs)
 
