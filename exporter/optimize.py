@@ -6,6 +6,9 @@ tf2onnx renders two Keras building blocks in a shape that ONNX Runtime does not 
     so one MatMul does the same.
   * LayerNormalization is traced as `moments` (mean, squared difference, variance) plus five
     element-wise ops; opset 17 has a single LayerNormalization operator.
+  * Exact GELU, x * 0.5 * (1 + erf(x / sqrt 2)), reaches ONNX as five element-wise ops in an
+    order ONNX Runtime's own fusion does not recognise; it becomes ONNX Runtime's `Gelu`
+    kernel (domain com.microsoft, on the CPU and CUDA providers alike).
 Each rewrite is local and conservative: a pattern that does not match exactly is left as it
 was (still correct, only slower), and every export is validated against Keras afterwards.
 """
@@ -17,11 +20,16 @@ from collections import defaultdict
 import onnx
 from onnx import helper, numpy_helper
 
+MS_DOMAIN = "com.microsoft"
+
 
 def optimize(proto: onnx.ModelProto) -> dict:
     """Rewrite `proto` in place; returns how many of each rewrite were applied."""
     counts = {"tensordot_to_matmul": _tensordot_to_matmul(proto.graph),
-              "layer_norm": _fuse_layer_norm(proto.graph)}
+              "layer_norm": _fuse_layer_norm(proto.graph),
+              "gelu": _fuse_gelu(proto.graph)}
+    if counts["gelu"] and not any(o.domain == MS_DOMAIN for o in proto.opset_import):
+        proto.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     _prune(proto.graph)
     return counts
 
@@ -87,6 +95,54 @@ def _fuse_layer_norm(graph):
     for old, new in added:  # keep topological order: the fused node replaces the last one
         index = list(graph.node).index(old)
         graph.node.insert(index, new)
+    _remove(graph, removed)
+    return count
+
+
+def _fuse_gelu(graph):
+    """Mul(x, 1/sqrt2) -> Erf -> Add(1) -> Mul(0.5) and Mul(x), either order => Gelu(x)."""
+    initializers = {t.name: t for t in graph.initializer}
+    producers, users = _producers(graph), _consumers(graph)
+
+    def scalar_and_other(node, value):
+        for i in (0, 1):
+            c = _constant(node.input[i], initializers, producers)
+            if c is not None and abs(float(c) - value) < 1e-6:
+                return node.input[1 - i]
+        return None
+
+    def only_user(name, op):
+        found = users.get(name, [])
+        return found[0] if len(found) == 1 and found[0].op_type == op else None
+
+    count, removed, added = 0, set(), []
+    for erf in graph.node:
+        if erf.op_type != "Erf":
+            continue
+        scale = producers.get(erf.input[0])
+        x = scalar_and_other(scale, 0.7071067811865476) if scale is not None and \
+            scale.op_type == "Mul" else None
+        plus = only_user(erf.output[0], "Add")
+        first = plus and only_user(plus.output[0], "Mul")
+        last = first and only_user(first.output[0], "Mul")
+        if x is None or None in (plus, first, last) or \
+                scalar_and_other(plus, 1.0) != erf.output[0]:
+            continue
+        # TF's grappler may order the two products either way: x * (0.5 * s) or (x * s) * 0.5.
+        half_first = scalar_and_other(first, 0.5) == plus.output[0] and \
+            set(last.input) == {x, first.output[0]}
+        x_first = set(first.input) == {x, plus.output[0]} and \
+            scalar_and_other(last, 0.5) == first.output[0]
+        if not (half_first or x_first):
+            continue
+        half = last
+        fused = helper.make_node("Gelu", [x], [half.output[0]], domain=MS_DOMAIN,
+                                 name=erf.name + "/Gelu")
+        removed.add(id(half))
+        added.append((half, fused))
+        count += 1
+    for old, new in added:
+        graph.node.insert(list(graph.node).index(old), new)
     _remove(graph, removed)
     return count
 
