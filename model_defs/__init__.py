@@ -14,12 +14,6 @@ from model_defs.bart import (  # noqa: E402
     BartSeq2SeqLMPreprocessor,
     BartTokenizer,
 )
-from model_defs.bart import (  # noqa: E402
-    BartBackbone,
-    BartSeq2SeqLM,
-    BartSeq2SeqLMPreprocessor,
-    BartTokenizer,
-)
 from model_defs.bert import (  # noqa: E402
     BertBackbone,
     BertMaskedLM,
@@ -47,7 +41,6 @@ from model_defs.xlm_roberta import (  # noqa: E402
 )
 
 __all__ = [
-    "BartBackbone", "BartSeq2SeqLM", "BartSeq2SeqLMPreprocessor", "BartTokenizer",
     "BartBackbone", "BartSeq2SeqLM", "BartSeq2SeqLMPreprocessor", "BartTokenizer",
     "Backbone", "Task", "TextClassifier", "PresetError",
     "BertTextClassifier", "BertTextClassifierPreprocessor", "DistilBertTextClassifier",
