@@ -93,6 +93,10 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=1e-4,
         else:
             body = export_encoder(model, task, tmp, atol=atol, opset=opset)
         body["tokenizer"] = save_tokenizer(pre, tokenizer, tmp)
+        if task == "text_classifier":  # how `classify` turns outputs into scores
+            from exporter.text_classifier import manifest_entry
+
+            body["classifier"] = manifest_entry(model)
         backbone = backbone_of(model)
         body = {
             "model_type": type(backbone).__module__.split(".")[1],

@@ -100,7 +100,7 @@ def _fuse_layer_norm(graph):
 
 
 def _fuse_gelu(graph):
-    """Mul(x, 1/sqrt2) -> Erf -> Add(1) -> Mul(0.5) and Mul(x), either order => Gelu(x)."""
+    """x * 0.5 * (1 + erf(x * 1/sqrt2)), products in any order  =>  Gelu(x)."""
     initializers = {t.name: t for t in graph.initializer}
     producers, users = _producers(graph), _consumers(graph)
 
@@ -124,18 +124,22 @@ def _fuse_gelu(graph):
             scale.op_type == "Mul" else None
         plus = only_user(erf.output[0], "Add")
         first = plus and only_user(plus.output[0], "Mul")
-        last = first and only_user(first.output[0], "Mul")
-        if x is None or None in (plus, first, last) or \
-                scalar_and_other(plus, 1.0) != erf.output[0]:
+        if x is None or first is None or scalar_and_other(plus, 1.0) != erf.output[0]:
             continue
-        # TF's grappler may order the two products either way: x * (0.5 * s) or (x * s) * 0.5.
-        half_first = scalar_and_other(first, 0.5) == plus.output[0] and \
-            set(last.input) == {x, first.output[0]}
-        x_first = set(first.input) == {x, plus.output[0]} and \
-            scalar_and_other(last, 0.5) == first.output[0]
-        if not (half_first or x_first):
+        # TF's grappler associates x * 0.5 * s in any of three ways (s = 1 + erf(...)).
+        other = first.input[1] if first.input[0] == plus.output[0] else first.input[0]
+        halved = producers.get(other)
+        last = only_user(first.output[0], "Mul")
+        if halved is not None and halved.op_type == "Mul" and \
+                scalar_and_other(halved, 0.5) == x:
+            half = first  # (0.5 * x) * s
+        elif last is not None and other == x and scalar_and_other(last, 0.5) == first.output[0]:
+            half = last  # (x * s) * 0.5
+        elif last is not None and scalar_and_other(first, 0.5) == plus.output[0] and \
+                set(last.input) == {x, first.output[0]}:
+            half = last  # x * (0.5 * s)
+        else:
             continue
-        half = last
         fused = helper.make_node("Gelu", [x], [half.output[0]], domain=MS_DOMAIN,
                                  name=erf.name + "/Gelu")
         removed.add(id(half))
