@@ -1,0 +1,82 @@
+"""`Classifier`: class scores for texts (or text pairs) from a text_classifier artifact."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runtime.artifact import Artifact, ArtifactError
+from runtime.text_inputs import TextPacker
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+class Classifier:
+    """Text classification over an exported `BertTextClassifier`/`DistilBertTextClassifier`.
+
+    Args:
+        artifact: an `Artifact` or its folder.
+        device: "cpu" or "cuda", when `artifact` is a folder.
+        labels: optional class names, index -> name (default: the manifest's, if any).
+
+    Example:
+    ```python
+    classifier = Classifier("artifacts/bert_tiny_en_uncased_sst2")
+    classifier.classify(["What an amazing movie!"])
+    # [{"label": 1, "score": 0.98, "scores": [0.02, 0.98]}]
+    classifier.logits(["What an amazing movie!"]).shape  # (1, 2)
+    ```
+    """
+
+    def __init__(self, artifact, device="cpu", labels=None):
+        self.artifact = artifact if isinstance(artifact, Artifact) else Artifact(artifact,
+                                                                                 device)
+        if self.artifact.task != "text_classifier":
+            raise ArtifactError(f"classify needs a text_classifier artifact; this one is "
+                                f"{self.artifact.task!r}")
+        head = self.artifact.manifest.get("classifier") or {}
+        self.activation = head.get("activation") or "linear"
+        self.labels = list(labels) if labels is not None else head.get("labels")
+        spec = self.artifact.tokenizer_spec or {}
+        self.packer = TextPacker(self.artifact.tokenizer, spec.get("packing"),
+                                 self.artifact.config.get("max_sequence_length"))
+
+    def logits(self, texts, pairs=None):
+        """The graph's output (batch, num_classes): logits, or probabilities when the
+        head ends in a softmax."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if isinstance(pairs, str):
+            pairs = [pairs]
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
+        feeds = self.packer.pack(list(texts), None if pairs is None else list(pairs))
+        return self.artifact.run("model", feeds)["logits"]
+
+    def scores(self, texts, pairs=None):
+        """Class probabilities (batch, num_classes)."""
+        out = self.logits(texts, pairs)
+        if self.activation == "softmax":
+            return out
+        if self.activation == "sigmoid":
+            return 1.0 / (1.0 + np.exp(-out))
+        return softmax(out)
+
+    def classify(self, texts, pairs=None):
+        """For each text: the best class (`label`, its name if known), its `score`, and every
+        class's score."""
+        single = isinstance(texts, str)
+        probs = self.scores(texts, pairs)
+        results = []
+        for row in probs:
+            best = int(np.argmax(row))
+            result = {"label": best, "score": float(row[best]),
+                      "scores": [float(p) for p in row]}
+            if self.labels:
+                result["name"] = self.labels[best]
+            results.append(result)
+        return results[0] if single else results
+
+    __call__ = classify
