@@ -92,6 +92,26 @@ class BartSeq2SeqLM(Task):
                         **kwargs)
         self.sampler = samplers.get(sampler)
 
+    # -- training on raw text ------------------------------------------------------------
+    def _pack_text(self, x, y, sample_weight):
+        # {"encoder_text", "decoder_text"} -> integer inputs, labels and weights. Packing is
+        # deterministic for seq2seq, so it is done once, up front.
+        if self.preprocessor is not None and isinstance(x, dict) and "encoder_text" in x:
+            return self.preprocessor(x)
+        return x, y, sample_weight
+
+    def fit(self, x=None, y=None, batch_size=None, **kwargs):
+        x, y, sw = self._pack_text(x, y, kwargs.pop("sample_weight", None))
+        return super().fit(x=x, y=y, batch_size=batch_size, sample_weight=sw, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        x, y, sw = self._pack_text(x, y, kwargs.pop("sample_weight", None))
+        return super().evaluate(x=x, y=y, batch_size=batch_size, sample_weight=sw, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        x, _, _ = self._pack_text(x, None, None)
+        return super().predict(x, batch_size=batch_size, **kwargs)
+
     # -- the public calls the generate loop and the exporter use -----------------------
     def call_encoder(self, token_ids, padding_mask):
         """encoder_hidden_states (batch, enc_seq, hidden)."""

@@ -242,7 +242,8 @@ def test_bart_tokenizer_assets(tmp_path):
     tok = BartTokenizer(vocabulary=vocab, merges=merges)
     tok.save_to_preset(str(tmp_path))
     assert (tmp_path / "assets" / "tokenizer" / "vocabulary.json").exists()
-    again = BartTokenizer.from_preset(str(tmp_path))
+    again = BartTokenizer(
+        vocabulary=BartTokenizer.read_assets(str(tmp_path / "assets" / "tokenizer")))
     text = "The quick brown fox."
     assert again(text).tolist() == tok(text).tolist()
     assert again.detokenize(again(text)) == text
@@ -271,3 +272,15 @@ def test_generate_errors(ours):
             ours.generate({"encoder_token_ids": [[0, 2]]})
     finally:
         ours.preprocessor = pre
+
+
+def test_fit_on_raw_text(keras_hub_preset):
+    directory, _ = keras_hub_preset
+    lm = BartSeq2SeqLM.from_preset(directory)  # a fresh copy: fit changes the weights
+    lm.preprocessor.encoder_sequence_length = 12
+    lm.preprocessor.decoder_sequence_length = 10
+    x = {"encoder_text": ["The quick fox jumped.", "I forgot my homework."],
+         "decoder_text": ["The fast fox leapt.", "I forgot."]}
+    history = lm.fit(x=x, batch_size=2, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert lm.predict(x, verbose=0).shape == (2, 10, lm.backbone.vocabulary_size)
