@@ -14,6 +14,29 @@ Keras task (`call_encoder`, `call_decoder`, `call_decoder_with_past`) through
 `exporter.convert.to_onnx`, then a multi-step greedy decode runs in Keras and in ONNX
 Runtime side by side (ONNX Runtime on its own outputs and cache) and every step's logits
 and caches must agree within `atol`.
+
+How a generate loop drives the graphs (the runtime Generator's contract; the Keras
+`BartSeq2SeqLM.generate_ids` and tests/exporter/test_seq2seq.py's `OrtSeq2Seq` do exactly
+this, and `model_defs.samplers` (numpy only) make the token choice):
+
+1. Pack the prompt as keras-hub does (manifest "tokenizer"."packing"): encoder
+   `<s> ids </s>` + `<pad>`, `padding_mask` 1 on real tokens; decoder
+   `generation.decoder_start_token_ids` (`</s> <s>`) + optional decoder prompt, padded to
+   `max_length`, with a bool mask on the prompt positions.
+2. `encoder_hidden_states = encoder(token_ids, padding_mask)`.
+3. index = the shortest decoder prompt's length. First step: `decoder` on
+   `decoder_token_ids[:, :index]`; `logits[:, -1]` chooses position `index`; keep every
+   `present.{i}.*` as `past_key_values.{i}.*`.
+4. Each later step: `decoder_with_past` on the one token at `index - 1` (shape
+   (batch, 1)), `encoder_padding_mask` and all past tensors; `logits[:, -1]` chooses the
+   next; `past_key_values.{i}.decoder.*` := `present.{i}.decoder.*`, while the
+   `.encoder.*` tensors stay as the first step gave them. Rows whose prompt is longer keep
+   their prompt token (`where(prompt_mask[:, index], prompt[:, index], choice)`).
+5. Stop when every row holds a stop token (`generation.stop_token_ids`) at a non-prompt
+   position, or at `max_length`. Output mask: False after a row's first stop token; text =
+   detokenize(ids where the mask is True and the id is not a special token).
+   Beam search repeats every input row `num_beams` times and reorders the past tensors
+   along the batch axis with the chosen beams (model_defs/samplers/beam_sampler.py).
 """
 
 from __future__ import annotations
