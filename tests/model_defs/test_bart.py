@@ -284,3 +284,17 @@ def test_fit_on_raw_text(keras_hub_preset):
     history = lm.fit(x=x, batch_size=2, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert lm.predict(x, verbose=0).shape == (2, 10, lm.backbone.vocabulary_size)
+
+
+def test_unsupported_transformers_config(tmp_path):
+    import json
+
+    from model_defs import PresetError
+
+    config = {"model_type": "bart", "vocab_size": 50, "d_model": 16, "encoder_layers": 2,
+              "decoder_layers": 3, "encoder_attention_heads": 2,
+              "decoder_attention_heads": 2, "encoder_ffn_dim": 32, "decoder_ffn_dim": 32,
+              "max_position_embeddings": 40}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PresetError, match="encoder and decoder sizes"):
+        BartBackbone.from_preset(str(tmp_path), load_weights=False)
