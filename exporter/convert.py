@@ -33,7 +33,7 @@ def tensor_spec(name, dtype, rank):
     return tf.TensorSpec((None,) * rank, _TF_DTYPES[dtype], name=name)
 
 
-def to_onnx(variables, fn, input_specs, opset=OPSET):
+def to_onnx(variables, fn, input_specs, opset=OPSET, external_data=None):
     """Trace `fn(inputs: dict) -> dict of tensors` into an ONNX ModelProto.
 
     Args:
@@ -60,7 +60,7 @@ def to_onnx(variables, fn, input_specs, opset=OPSET):
     import tf2onnx
 
     proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
-    _weights_to_initializers(proto, variables)
+    _weights_to_initializers(proto, variables, external_data)
     counts = optimize(proto)
     log.info("graph rewrites: %s", counts)
     return proto
@@ -75,7 +75,7 @@ def _unique(variables):
     return out
 
 
-def _weights_to_initializers(proto, variables):
+def _weights_to_initializers(proto, variables, external_data=None):
     """Graph inputs weight_{i} -> initializers named by the variable's path."""
     graph = proto.graph
     rename = {}
@@ -87,6 +87,9 @@ def _weights_to_initializers(proto, variables):
             continue
         variable = variables[int(match.group(1))]
         rename[graph_input.name] = variable.path
+        if external_data is not None:  # an ExternalDataWriter: bytes go straight to disk
+            graph.initializer.append(external_data.add_variable(variable, variable.path))
+            continue
         array = np.asarray(keras.ops.convert_to_numpy(variable.value))
         graph.initializer.append(numpy_helper.from_array(array, name=variable.path))
     del graph.input[:]
@@ -109,6 +112,11 @@ def set_dynamic_axes(proto, axes: dict):
 def save(proto, path, external_data=None):
     """Write `proto`; weights go to `<file>_data` beside it when the model is over 2 GB
     (protobuf's limit) or when `external_data` is True."""
+    from exporter.external_data import has_external_data
+
+    if has_external_data(proto):  # weights already written beside the graph
+        onnx.save_model(proto, path)
+        return True
     size = sum(t.ByteSize() for t in proto.graph.initializer)
     if external_data is None:
         external_data = size > 2_000_000_000 - 50_000_000

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from exporter import convert, manifest
+from exporter import convert, external_data, float16, manifest
 from exporter.validate import ValidationError, compare, encoder_inputs
 from model_defs import preset as P
 from model_defs.preset_io import AtomicDirectory
@@ -49,6 +49,8 @@ def load_model(preset, task=None, random_weights=False, dtype=None):
     else:
         model = P.task_class(backbone_cls, task).from_preset(
             preset, load_weights=not random_weights)
+        if dtype:  # the task's backbone is built in float32: rebuild the whole task
+            model = float16.cast_model(model, dtype)
     return model, task
 
 
@@ -75,10 +77,11 @@ def tokenizer_of(model, preset):
     return None, None
 
 
-def export_preset(preset, task=None, output=None, overwrite=False, atol=1e-4,
+def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
                   random_weights=False, dtype=None, opset=convert.OPSET):
     """Export `preset` to `output` (default artifacts/<name>) and return the manifest."""
     start = time.perf_counter()
+    atol = float16.default_atol(dtype) if atol is None else atol  # float16: looser
     output = output or default_output(preset)
     if os.path.exists(output) and not overwrite:
         raise ExportError(f"{output} exists; pass --overwrite to replace it")
@@ -142,7 +145,11 @@ def export_encoder(model, task, folder, atol, opset):
         return out if isinstance(out, dict) else {names[0]: out}
 
     t = time.perf_counter()
-    proto = convert.to_onnx(model.weights, call, specs, opset=opset)
+    path = os.path.join(folder, "model.onnx")
+    writer = external_data.writer_for(model.weights, path)  # None under 2 GB
+    proto = convert.to_onnx(model.weights, call, specs, opset=opset, external_data=writer)
+    if writer is not None:
+        writer.close()
     axes = {n: ["batch_size", "num_masks" if n == "mask_positions" else "sequence_length"]
             for n in input_names}
     for n in names:
@@ -154,7 +161,6 @@ def export_encoder(model, task, folder, atol, opset):
                                          if a not in ("hidden", "vocabulary_size",
                                                       "num_classes")}
                                      for k, v in axes.items()})
-    path = os.path.join(folder, "model.onnx")
     external = convert.save(proto, path)
     progress(f"converted to ONNX in {time.perf_counter() - t:.1f} s"
              + (" (external data)" if external else ""))

@@ -1,0 +1,146 @@
+"""ONNX external data, written straight from the Keras variables.
+
+protobuf cannot serialize a message over 2 GiB, so a graph whose weights pass that limit
+keeps them in one file beside it (`model.onnx` + `model.onnx_data`, DESIGN.md). Rather than
+building the whole `ModelProto` in memory with every weight inline and letting
+`onnx.save_model` move them out afterwards (two extra copies of the weights, transiently),
+`ExternalDataWriter` writes each variable's bytes to the data file as its initializer is
+created, and the proto only holds (location, offset, length) references. Peak memory of an
+export is then the Keras model plus one tensor, not three times the weights.
+
+Offsets are aligned (64 KiB) so that ONNX Runtime can map the tensors from the file.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+# protobuf's hard limit is 2 GiB; keep a margin for the graph itself.
+LIMIT_BYTES = 2_000_000_000 - 50_000_000
+ALIGNMENT = 64 * 1024
+INLINE_BELOW = 1024
+CHUNK_BYTES = 64 * 1024 * 1024  # small tensors (biases of tiny models, scalars) stay in the graph
+
+
+def data_location(model_path: str) -> str:
+    """`model.onnx` -> `model.onnx_data` (relative to the graph's folder)."""
+    return os.path.basename(model_path) + "_data"
+
+
+def weights_bytes(variables) -> int:
+    """Bytes the variables take as initializers."""
+    total = 0
+    for v in variables:
+        total += int(np.prod(v.shape, dtype=np.int64)) * np.dtype(_np_dtype(v.dtype)).itemsize
+    return total
+
+
+def needs_external_data(variables) -> bool:
+    return weights_bytes(variables) > LIMIT_BYTES
+
+
+def writer_for(variables, model_path):
+    """An `ExternalDataWriter` for `model_path` when the weights pass protobuf's limit
+    (`LIMIT_BYTES`), else None (the graph keeps its weights inline)."""
+    return ExternalDataWriter(model_path) if needs_external_data(variables) else None
+
+
+def _np_dtype(dtype):
+    name = getattr(dtype, "name", None) or str(dtype)
+    return np.dtype(name.replace("tf.", ""))
+
+
+class ExternalDataWriter:
+    """Appends tensors to one external data file and returns their referencing
+    `TensorProto`s.
+
+    >>> with ExternalDataWriter("out/model.onnx") as writer:
+    ...     tensor = writer.add(np.zeros((4096, 1024), "float32"), "embeddings")
+    """
+
+    def __init__(self, model_path: str, alignment: int = ALIGNMENT):
+        self.model_path = model_path
+        self.location = data_location(model_path)
+        self.path = os.path.join(os.path.dirname(os.path.abspath(model_path)), self.location)
+        self.alignment = alignment
+        self._file = open(self.path, "wb")
+        self.offset = 0
+        self.count = 0
+
+    def add(self, array, name: str) -> TensorProto:
+        array = np.ascontiguousarray(array)
+        if array.nbytes < INLINE_BELOW:
+            return numpy_helper.from_array(array, name=name)
+        if array.dtype.byteorder == ">":  # ONNX raw data is little-endian
+            array = array.astype(array.dtype.newbyteorder("<"))
+        tensor = self._begin(name, array.dtype, array.shape)
+        self._file.write(memoryview(array).cast("B"))  # no copy
+        return self._finish(tensor, array.nbytes)
+
+    def add_variable(self, variable, name: str) -> TensorProto:
+        """Like `add`, reading the variable in row blocks of about `CHUNK_BYTES`, so a 1 GB
+        embedding never exists twice in memory (a whole-tensor read copies it, and
+        TensorFlow keeps the freed buffer in its allocator's pool)."""
+        shape = tuple(int(d) for d in variable.shape)
+        dtype = _np_dtype(variable.dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        value = getattr(variable, "value", variable)
+        if len(shape) == 0 or nbytes <= CHUNK_BYTES:
+            return self.add(np.asarray(value), name)
+        tensor = self._begin(name, dtype, shape)
+        rows = max(1, CHUNK_BYTES // (nbytes // shape[0]))
+        for start in range(0, shape[0], rows):
+            block = np.ascontiguousarray(np.asarray(value[start:start + rows]), dtype=dtype)
+            self._file.write(memoryview(block).cast("B"))
+            del block
+        return self._finish(tensor, nbytes)
+
+    def _begin(self, name, dtype, shape) -> TensorProto:
+        pad = (-self.offset) % self.alignment
+        if pad:
+            self._file.write(b"\0" * pad)
+            self.offset += pad
+        tensor = TensorProto()
+        tensor.name = name
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+        tensor.dims.extend(shape)
+        return tensor
+
+    def _finish(self, tensor, nbytes) -> TensorProto:
+        for key, value in (("location", self.location), ("offset", str(self.offset)),
+                           ("length", str(nbytes))):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
+        tensor.data_location = TensorProto.EXTERNAL
+        self.offset += nbytes
+        self.count += 1
+        return tensor
+
+    def close(self):
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def has_external_data(proto) -> bool:
+    return any(t.data_location == TensorProto.EXTERNAL for t in proto.graph.initializer)
+
+
+def external_files(proto) -> set:
+    """The data files the graph's initializers reference."""
+    files = set()
+    for t in proto.graph.initializer:
+        if t.data_location == TensorProto.EXTERNAL:
+            for entry in t.external_data:
+                if entry.key == "location":
+                    files.add(entry.value)
+    return files
