@@ -298,3 +298,20 @@ def test_unsupported_transformers_config(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(PresetError, match="encoder and decoder sizes"):
         BartBackbone.from_preset(str(tmp_path), load_weights=False)
+
+
+def test_transformers_scaled_embeddings(tmp_path):
+    """`scale_embedding: true` checkpoints multiply token embeddings by sqrt(d_model)."""
+    import torch
+
+    reference = transformers_bart(tmp_path, scale_embedding=True)
+    lm = BartSeq2SeqLM.from_preset(str(tmp_path))
+    assert lm.backbone.scale_embedding
+    x = lm.preprocessor.generate_preprocess(TEXTS, sequence_length=6)
+    x["decoder_padding_mask"][:] = 1
+    with torch.no_grad():
+        want = reference(
+            input_ids=torch.tensor(x["encoder_token_ids"], dtype=torch.long),
+            attention_mask=torch.tensor(x["encoder_padding_mask"]),
+            decoder_input_ids=torch.tensor(x["decoder_token_ids"], dtype=torch.long)).logits
+    assert np.max(np.abs(np.asarray(lm(x)) - want.numpy())) <= 1e-4

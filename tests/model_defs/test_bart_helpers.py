@@ -76,7 +76,7 @@ def keras_hub_bart(directory, seed=0, encoder_length=16, decoder_length=12):
     return lm
 
 
-def transformers_bart(directory, seed=0):
+def transformers_bart(directory, seed=0, **overrides):
     """A random BartForConditionalGeneration (nonzero final_logits_bias) in Transformers
     format: config.json, model.safetensors, vocab.json, merges.txt."""
     import torch
@@ -89,7 +89,7 @@ def transformers_bart(directory, seed=0):
         encoder_layers=TINY["num_layers"], decoder_layers=TINY["num_layers"],
         encoder_attention_heads=TINY["num_heads"], decoder_attention_heads=TINY["num_heads"],
         encoder_ffn_dim=TINY["intermediate_dim"], decoder_ffn_dim=TINY["intermediate_dim"],
-        max_position_embeddings=TINY["max_sequence_length"], init_std=0.3)
+        max_position_embeddings=TINY["max_sequence_length"], init_std=0.3, **overrides)
     model = BartForConditionalGeneration(config).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
