@@ -94,14 +94,14 @@ def test_mask_selection_length_caps_the_masks():
     assert x["mask_positions"].shape == (len(SENTENCES), 3) and weights.min() == 1.0
 
 
-def test_compile_defaults_are_keras_hub_and_recompile_with_jit(masked_lm):
+def test_compile_defaults_are_keras_hub_and_recompile(masked_lm):
     model = tiny_masked_lm("bert", seed=1)
     assert isinstance(model.optimizer, keras.optimizers.Adam)
     assert float(model.optimizer.learning_rate) == pytest.approx(5e-5)
     assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
     assert model.loss.get_config()["from_logits"] is True
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy",
-                  weighted_metrics=[], jit_compile=True)
+                  weighted_metrics=[], run_eagerly=True)  # jit: the seed example below
     assert isinstance(model.optimizer, keras.optimizers.SGD)
     history = model.fit(x=SENTENCES[:3], batch_size=3, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -152,3 +152,29 @@ def test_fit_on_a_tf_dataset_of_strings():
     assert len(history.history["loss"]) == 2
     assert classifier.predict(tf.data.Dataset.from_tensor_slices(SENTENCES).batch(4),
                               verbose=0).shape == (len(SENTENCES), 2)
+
+
+def test_seed_examples_run_as_written_on_a_local_preset(masked_lm, tmp_path):
+    """keras-hub's DistilBertMaskedLM docstring examples, on a local preset."""
+    from model_defs import DistilBertMaskedLM
+
+    masked_lm.save_to_preset(str(tmp_path / "preset"))
+    preset = str(tmp_path / "preset")
+    features = ["The quick brown fox jumped.", "I forgot my homework."]
+    masked_lm = DistilBertMaskedLM.from_preset(preset)
+    masked_lm.fit(x=features, batch_size=2, verbose=0)
+    masked_lm.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      optimizer=keras.optimizers.Adam(5e-5), jit_compile=True)
+    masked_lm.backbone.trainable = False
+    frozen = [np.asarray(v).copy() for v in masked_lm.backbone.weights]
+    masked_lm.fit(x=features, batch_size=2, verbose=0)
+    for old, v in zip(frozen, masked_lm.backbone.weights):
+        np.testing.assert_array_equal(old, np.asarray(v))
+
+    # Preprocessed integer data (np.array gives int64, as in the example).
+    features = {"token_ids": np.array([[2, 5, 6, 3]] * 2),
+                "padding_mask": np.array([[1, 1, 1, 1]] * 2),
+                "mask_positions": np.array([[2, 0]] * 2)}
+    labels = np.array([[6, 0]] * 2)
+    masked_lm = DistilBertMaskedLM.from_preset(preset, preprocessor=None)
+    masked_lm.fit(x=features, y=labels, batch_size=2, verbose=0)
