@@ -88,6 +88,10 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
     progress(f"loading {preset}")
     model, task = load_model(preset, task, random_weights, dtype)
     pre, tokenizer = tokenizer_of(model, preset)
+    vocab = getattr(backbone_of(model), "vocabulary_size", None)
+    if tokenizer is not None and vocab is not None and tokenizer.vocabulary_size() > vocab:
+        raise ExportError(f"the tokenizer has {tokenizer.vocabulary_size()} tokens but the "
+                          f"model's vocabulary_size is {vocab}; use the preset's own tokenizer")
     with AtomicDirectory(output, overwrite=overwrite) as tmp:
         if task == "seq2seq_lm":
             from exporter.seq2seq import export_seq2seq
@@ -136,6 +140,9 @@ def output_names(model, task):
 
 def export_encoder(model, task, folder, atol, opset):
     """model.onnx for an encoder backbone or task, validated on fresh shapes."""
+    from exporter.lora import merged_copy
+
+    model = merged_copy(model)  # LoRA folded into the kernels: the base model's graph
     input_names = list(model.input) if isinstance(model.input, dict) else ["token_ids"]
     names = output_names(model, task)
     specs = {n: convert.tensor_spec(n, "int32", 2) for n in input_names}
