@@ -110,3 +110,18 @@ def test_classify_on_another_task_is_a_clear_error(exported):
     _, root, _ = exported
     with pytest.raises(ArtifactError, match="needs a text_classifier artifact"):
         Classifier(str(root / "tuned"))
+
+
+def test_export_encoder_merges_lora_before_tracing(exported, tmp_path):
+    """The exporter's own entry point, given the LoRA model itself, traces the base graph."""
+    from exporter.export import export_encoder
+
+    model, root, _ = exported
+    body = export_encoder(model, "masked_lm", str(tmp_path), atol=1e-4, opset=17)
+    assert body["validation"]["passed"]
+    ops, shapes, data, _ = graph_summary(str(tmp_path / "model.onnx"))
+    base_ops, base_shapes, base_data, _ = graph_summary(str(root / "base" / "model.onnx"))
+    assert (ops, shapes, data) == (base_ops, base_shapes, base_data)
+    x, _, _ = model.preprocessor(SENTENCES)
+    np.testing.assert_allclose(run_onnx(str(tmp_path / "model.onnx"), x),
+                               model(x, training=False), atol=1e-4, rtol=0)
