@@ -138,12 +138,13 @@ def load_lora_weights(backbone, filepath):
 
 def merged_kernel(layer):
     """The Dense kernel with its LoRA update folded in, in the kernel's dtype (numpy)."""
-    kernel = np.asarray(layer._kernel, dtype="float32")
+    stored = np.asarray(layer._kernel)
+    kernel = stored.astype("float32")
     if getattr(layer, "lora_enabled", False):
         a = np.asarray(layer.lora_kernel_a, dtype="float32")
         b = np.asarray(layer.lora_kernel_b, dtype="float32")
         kernel = kernel + (layer.lora_alpha / layer.lora_rank) * (a @ b)
-    return kernel.astype(np.dtype(layer._kernel.dtype))
+    return kernel.astype(stored.dtype)  # float32 / float16 / bfloat16 (ml_dtypes)
 
 
 class _Value:
