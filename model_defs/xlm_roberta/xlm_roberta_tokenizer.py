@@ -42,9 +42,12 @@ class XLMRobertaTokenizer(Tokenizer):
     def set_proto(self, proto):
         from runtime.tokenizers.sentence_piece_tokenizer import SentencePieceTokenizer
 
-        self._tokenizer = SentencePieceTokenizer(
-            proto, id_layout="fairseq", add_bos=self.config["add_bos"],
-            add_eos=self.config["add_eos"])
+        try:
+            self._tokenizer = SentencePieceTokenizer(
+                proto, id_layout="fairseq", add_bos=self.config["add_bos"],
+                add_eos=self.config["add_eos"])
+        except ValueError as e:  # a preset error: the CLIs print it as one line
+            raise P.PresetError(str(e)) from None
 
     @property
     def proto(self):
@@ -57,10 +60,11 @@ class XLMRobertaTokenizer(Tokenizer):
         return config
 
     def check_vocabulary_size(self, vocabulary_size, where="the model"):
-        """Raise a clear ValueError when this vocabulary does not fit `vocabulary_size`."""
+        """Raise a clear PresetError (a ValueError) when this vocabulary does not fit
+        `vocabulary_size`."""
         ours = self.vocabulary_size()
         if ours != vocabulary_size:
-            raise ValueError(
+            raise P.PresetError(
                 f"the SentencePiece vocabulary gives {ours} ids ({ours - 2} pieces + <pad> + "
                 f"<mask>) but {where} has vocabulary_size {vocabulary_size}; use the "
                 "tokenizer the checkpoint was trained with")

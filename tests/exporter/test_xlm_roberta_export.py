@@ -214,3 +214,28 @@ def test_over_2gb_model_uses_external_data_and_serves(tmp_path):
     assert got["sequence_output"].shape == (2, 19, 1024)
     assert json.loads((out / "manifest.json").read_text())["graphs"]["model"]["file"] == \
         "model.onnx"
+
+
+def test_vocabulary_mismatch_fails_in_one_line(hf_checkpoint, tmp_path):
+    """A checkpoint whose config has fewer ids than its sentencepiece model gives: the CLI
+    prints one error line, exits 2 and writes nothing."""
+    import shutil
+    import subprocess
+
+    bad = tmp_path / "bad"
+    shutil.copytree(hf_checkpoint, bad)
+    (bad / "sentencepiece.bpe.model").write_bytes(train_spm(vocab_size=700))
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "exporter", "--preset", str(bad),
+                             "--output", str(out)], cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "vocabulary" in errors[0], result.stderr[-2000:]
+    assert not out.exists()
+    # The backbone alone has no masked-LM check: the exporter's own check stops it.
+    from exporter.export import ExportError
+
+    with pytest.raises(ExportError, match="vocabulary_size"):
+        export_preset(str(bad), task="backbone", output=str(out))
+    assert not out.exists()
