@@ -63,9 +63,13 @@ class Task(keras.Model):
         """keras `fit`; raw text goes through `preprocessor` batch by batch (fresh masks
         every epoch for masked LMs), integer dicts go straight to the model."""
         self._check_lora_state(training=True)
+        sample_weight = kwargs.pop("sample_weight", None)
+        if (kwargs.get("validation_split") and self.preprocessor is not None
+                and task_data.is_raw_text(x)):
+            x, y, sample_weight, kwargs["validation_data"] = task_data.split_validation(
+                x, y, sample_weight, kwargs.pop("validation_split"))
         x, y, sample_weight, batch_size = task_data.prepare(
-            self, x, y, kwargs.pop("sample_weight", None), batch_size,
-            shuffle=kwargs.get("shuffle", True))
+            self, x, y, sample_weight, batch_size, shuffle=kwargs.get("shuffle", True))
         if "validation_data" in kwargs:
             kwargs["validation_data"] = task_data.prepare_validation(
                 self, kwargs["validation_data"], batch_size)

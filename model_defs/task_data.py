@@ -168,6 +168,27 @@ def prepare(task, x, y=None, sample_weight=None, batch_size=None, shuffle=False)
     return data, None, None, None
 
 
+def split_validation(x, y, sample_weight, validation_split):
+    """keras' `validation_split` for raw text: the last share of the examples, before any
+    shuffling, becomes `validation_data`. Returns (x, y, sample_weight, validation_data)."""
+    def cut(part, start, stop, text=False):
+        if part is None:
+            return None
+        if isinstance(part, tuple):
+            return tuple(cut(p, start, stop, text) for p in part)
+        return (_as_array(part) if text else np.asarray(part))[start:stop]
+
+    first = x[0] if isinstance(x, tuple) else x
+    n = len(_as_array(first))
+    at = int(n * (1.0 - validation_split))
+    if not 0 < at < n:
+        raise ValueError(f"validation_split={validation_split} leaves no training or no "
+                         f"validation examples out of {n}")
+    val = tuple(v for v in (cut(x, at, n, True), cut(y, at, n), cut(sample_weight, at, n))
+                if v is not None)
+    return cut(x, 0, at, True), cut(y, 0, at), cut(sample_weight, 0, at), val
+
+
 def prepare_validation(task, validation_data, batch_size=None):
     """`validation_data` as raw text `x` or `(x, y[, sample_weight])`, preprocessed."""
     if validation_data is None or getattr(task, "preprocessor", None) is None:

@@ -138,6 +138,9 @@ def test_classifier_fit_with_validation_and_segment_pairs():
     history = classifier.fit(SENTENCES, LABELS, batch_size=2, epochs=1, verbose=0,
                              validation_data=(SENTENCES[:2], LABELS[:2]))
     assert "val_sparse_categorical_accuracy" in history.history
+    history = classifier.fit(SENTENCES, LABELS, batch_size=2, validation_split=0.34,
+                             verbose=0)  # the last 2 examples validate
+    assert "val_loss" in history.history
     pairs = (SENTENCES[:3], SENTENCES[3:])
     assert classifier.predict(pairs, verbose=0).shape == (3, 3)
 
