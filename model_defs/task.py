@@ -133,7 +133,8 @@ class Task(keras.Model):
         task_cls = cls._task_class(preset, load_weights)
         if not load_weights and P.is_builtin(preset):
             backbone = task_cls.backbone_cls.from_preset(preset, load_weights=False)
-            kwargs.setdefault("preprocessor", task_cls._offline_preprocessor(preset))
+            if "preprocessor" not in kwargs:  # (setdefault would try the download anyway)
+                kwargs["preprocessor"] = task_cls._offline_preprocessor(preset)
             return task_cls(backbone=backbone, **kwargs)
         directory = P.resolve(preset)
         backbone = task_cls.backbone_cls.from_preset(directory, load_weights=load_weights)
