@@ -17,7 +17,8 @@ and caches must agree within `atol`.
 
 How a generate loop drives the graphs (the runtime Generator's contract; the Keras
 `BartSeq2SeqLM.generate_ids` and tests/exporter/test_seq2seq.py's `OrtSeq2Seq` do exactly
-this, and `model_defs.samplers` (numpy only) make the token choice):
+this, and `runtime.samplers` (numpy only, re-exported as `model_defs.samplers`) make the
+token choice):
 
 1. Pack the prompt as keras-hub does (manifest "tokenizer"."packing"): encoder
    `<s> ids </s>` + `<pad>`, `padding_mask` 1 on real tokens; decoder
@@ -36,7 +37,7 @@ this, and `model_defs.samplers` (numpy only) make the token choice):
    position, or at `max_length`. Output mask: False after a row's first stop token; text =
    detokenize(ids where the mask is True and the id is not a special token).
    Beam search repeats every input row `num_beams` times and reorders the past tensors
-   along the batch axis with the chosen beams (model_defs/samplers/beam_sampler.py).
+   along the batch axis with the chosen beams (runtime/samplers/beam_sampler.py).
 """
 
 from __future__ import annotations

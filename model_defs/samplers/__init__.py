@@ -1,54 +1,21 @@
-"""Samplers for `generate()`, with keras-hub's names and arguments, in numpy only (so a
-runtime generate loop over ONNX Runtime can use the very same code; see sampler.py for the
-exact loop and random-draw contract).
+"""Samplers for `generate()` (keras-hub's names and arguments).
 
->>> get("greedy")
-<...GreedySampler ...>
->>> get({"class_name": "top_k", "config": {"k": 10, "seed": 1}}).k
-10
+The implementation is numpy-only and lives once, in `runtime.samplers`, so the Keras
+generate loop and the ONNX Runtime `Generator` share the code and the random stream; this
+package re-exports it for the keras-hub-style import path (`model_defs.samplers`).
 """
 
-from model_defs.samplers.beam_sampler import BeamSampler
-from model_defs.samplers.greedy_sampler import GreedySampler
-from model_defs.samplers.random_sampler import RandomSampler
-from model_defs.samplers.sampler import Sampler
-from model_defs.samplers.top_k_sampler import TopKSampler
-from model_defs.samplers.top_p_sampler import TopPSampler
-
-SAMPLERS = {
-    "beam": BeamSampler,
-    "greedy": GreedySampler,
-    "random": RandomSampler,
-    "top_k": TopKSampler,
-    "top_p": TopPSampler,
-}
-_BY_CLASS = {cls.__name__: name for name, cls in SAMPLERS.items()}
-
-
-def get(identifier):
-    """A sampler from a name ("top_k"), a class, a config dict
-    (`{"class_name": "TopKSampler" | "keras_hub>TopKSampler" | "top_k", "config": {...}}`)
-    or an instance (returned as is)."""
-    if isinstance(identifier, Sampler):
-        return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Sampler):
-        return identifier()
-    if isinstance(identifier, dict):
-        name = str(identifier.get("class_name", "")).split(">")[-1]
-        name = _BY_CLASS.get(name, name)
-        if name not in SAMPLERS:
-            raise ValueError(f"unknown sampler {identifier.get('class_name')!r}; "
-                             f"known: {sorted(SAMPLERS)}")
-        return SAMPLERS[name].from_config(identifier.get("config") or {})
-    if isinstance(identifier, str) and identifier in SAMPLERS:
-        return SAMPLERS[identifier]()
-    raise ValueError(f"unknown sampler {identifier!r}; known: {sorted(SAMPLERS)}")
-
-
-def serialize(sampler):
-    """{"class_name": short name, "config": {...}} (what the manifest stores)."""
-    return {"class_name": _BY_CLASS[type(sampler).__name__], "config": sampler.get_config()}
-
+from runtime.samplers import (
+    SAMPLERS,
+    BeamSampler,
+    GreedySampler,
+    RandomSampler,
+    Sampler,
+    TopKSampler,
+    TopPSampler,
+    get,
+    serialize,
+)
 
 __all__ = ["Sampler", "BeamSampler", "GreedySampler", "RandomSampler", "TopKSampler",
            "TopPSampler", "get", "serialize", "SAMPLERS"]

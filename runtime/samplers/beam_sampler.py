@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from model_defs.samplers.sampler import Sampler, any_stop
+from runtime.samplers.sampler import Sampler, any_stop
 
 
 def map_cache(fn, cache):

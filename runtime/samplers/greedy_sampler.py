@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from model_defs.samplers.sampler import Sampler
+from runtime.samplers.sampler import Sampler
 
 
 class GreedySampler(Sampler):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from model_defs.samplers.sampler import Sampler, pick, top_indices
+from runtime.samplers.sampler import Sampler, pick, top_indices
 
 
 class TopPSampler(Sampler):
