@@ -112,11 +112,10 @@ def set_dynamic_axes(proto, axes: dict):
 def save(proto, path, external_data=None):
     """Write `proto`; weights go to `<file>_data` beside it when the model is over 2 GB
     (protobuf's limit) or when `external_data` is True."""
-    from exporter.external_data import has_external_data
+    from exporter import external_data as ext
 
-    if has_external_data(proto):  # weights already written beside the graph
-        onnx.save_model(proto, path)
-        return True
+    if ext.has_external_data(proto):  # weights already streamed beside the graph
+        return ext.finish(proto, path, external_data)
     size = sum(t.ByteSize() for t in proto.graph.initializer)
     if external_data is None:
         external_data = size > 2_000_000_000 - 50_000_000

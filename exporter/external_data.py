@@ -16,13 +16,16 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 # protobuf's hard limit is 2 GiB; keep a margin for the graph itself.
 LIMIT_BYTES = 2_000_000_000 - 50_000_000
 ALIGNMENT = 64 * 1024
 INLINE_BELOW = 1024
-CHUNK_BYTES = 64 * 1024 * 1024  # small tensors (biases of tiny models, scalars) stay in the graph
+CHUNK_BYTES = 64 * 1024 * 1024
+# Weights past this are streamed to disk during conversion (memory stays ~1x the model).
+STREAM_ABOVE = 64 * 1024 * 1024  # small tensors (biases of tiny models, scalars) stay in the graph
 
 
 def data_location(model_path: str) -> str:
@@ -43,9 +46,108 @@ def needs_external_data(variables) -> bool:
 
 
 def writer_for(variables, model_path):
-    """An `ExternalDataWriter` for `model_path` when the weights pass protobuf's limit
-    (`LIMIT_BYTES`), else None (the graph keeps its weights inline)."""
-    return ExternalDataWriter(model_path) if needs_external_data(variables) else None
+    """An `ExternalDataWriter` for `model_path` when the weights are big enough for memory
+    to matter (`STREAM_ABOVE`), else None. `finish` later keeps them external only past
+    protobuf's limit; under it they are streamed back into one file."""
+    return ExternalDataWriter(model_path) if weights_bytes(variables) > STREAM_ABOVE else None
+
+
+def finish(proto, path, external=None) -> bool:
+    """Write a graph whose weights an `ExternalDataWriter` put beside it: as is (external
+    data) when they pass `LIMIT_BYTES` or `external` is True, else as one self-contained
+    file (the data file is then removed). Returns True when the data stays external."""
+    files = external_files(proto)
+    folder = os.path.dirname(os.path.abspath(path))
+    size = sum(os.path.getsize(os.path.join(folder, f)) for f in files)
+    if external is None:
+        external = size > LIMIT_BYTES
+    if external:
+        with open(path, "wb") as f:
+            f.write(proto.SerializeToString())
+        return True
+    write_inline(proto, path)
+    for name in files:
+        os.remove(os.path.join(folder, name))
+    return False
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+# Length-delimited field tags: ModelProto.graph (7), GraphProto.initializer (5),
+# TensorProto.raw_data (9).
+_GRAPH, _INITIALIZER, _RAW_DATA = b"\x3a", b"\x2a", b"\x4a"
+
+
+def write_inline(proto, path, chunk=CHUNK_BYTES):
+    """Serialize `proto` into one file, copying each external tensor's bytes from its data
+    file while writing, so the full message never exists in memory.
+
+    protobuf parsers accept fields in any order and repeated fields spread out, so the file
+    is: the model without its graph, then the graph field made of the graph without its
+    initializers followed by each initializer (its header, then its raw_data field).
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    graph = proto.graph
+    pieces = []  # (header bytes, (data file, offset, length) or None) per initializer
+    for tensor in graph.initializer:
+        if tensor.data_location != TensorProto.EXTERNAL:
+            pieces.append((tensor.SerializeToString(), None))
+            continue
+        info = {e.key: e.value for e in tensor.external_data}
+        head = TensorProto()
+        head.CopyFrom(tensor)
+        del head.external_data[:]
+        head.data_location = TensorProto.DEFAULT
+        source = (os.path.join(folder, info["location"]), int(info.get("offset", 0)),
+                  int(info["length"]))
+        pieces.append((head.SerializeToString(), source))
+    graph_head = onnx.GraphProto()
+    graph_head.CopyFrom(graph)
+    del graph_head.initializer[:]
+    graph_bytes = graph_head.SerializeToString()
+    model_head = onnx.ModelProto()
+    model_head.CopyFrom(proto)
+    model_head.ClearField("graph")
+
+    def tensor_length(head, source):
+        if source is None:
+            return len(head)
+        n = source[2]
+        return len(head) + len(_RAW_DATA) + len(_varint(n)) + n
+
+    graph_length = len(graph_bytes) + sum(
+        len(_INITIALIZER) + len(_varint(tensor_length(h, s))) + tensor_length(h, s)
+        for h, s in pieces)
+    with open(path, "wb") as out:
+        out.write(model_head.SerializeToString())
+        out.write(_GRAPH + _varint(graph_length))
+        out.write(graph_bytes)
+        for head, source in pieces:
+            out.write(_INITIALIZER + _varint(tensor_length(head, source)))
+            out.write(head)
+            if source is None:
+                continue
+            data_path, offset, length = source
+            out.write(_RAW_DATA + _varint(length))
+            with open(data_path, "rb") as data:
+                data.seek(offset)
+                left = length
+                while left:
+                    block = data.read(min(chunk, left))
+                    if not block:
+                        raise OSError(f"{data_path} ends before tensor {head[:40]!r}")
+                    out.write(block)
+                    left -= len(block)
 
 
 def _np_dtype(dtype):

@@ -144,6 +144,7 @@ def test_transformers_checkpoint_exports_with_fairseq_positions(hf_checkpoint, t
 def test_external_data_path(keras_hub_preset, tmp_path, monkeypatch):
     """The >2 GB path on a tiny model: every tensor over 1 KB goes to model.onnx_data."""
     monkeypatch.setattr(external_data, "LIMIT_BYTES", 0)
+    monkeypatch.setattr(external_data, "STREAM_ABOVE", 0)
     monkeypatch.setattr(external_data, "CHUNK_BYTES", 4096)  # exercise the chunked reads
     out = tmp_path / "ext"
     manifest = export_preset(keras_hub_preset, output=str(out))
@@ -156,6 +157,16 @@ def test_external_data_path(keras_hub_preset, tmp_path, monkeypatch):
     assert external_data.external_files(graph) == {"model.onnx_data"}
     check_parity(out, XLMRobertaMaskedLM.from_preset(keras_hub_preset),
                  batch(602, seed=6, length=27))
+
+
+def test_streamed_weights_written_back_inline(keras_hub_preset, tmp_path, monkeypatch):
+    """Under 2 GB, streamed weights are written back into one self-contained model.onnx."""
+    monkeypatch.setattr(external_data, "STREAM_ABOVE", 0)
+    out = tmp_path / "inline"
+    manifest = export_preset(keras_hub_preset, task="backbone", output=str(out))
+    assert set(manifest["files"]) == {"model.onnx", "tokenizer/vocabulary.spm"}
+    check_parity(out, XLMRobertaBackbone.from_preset(keras_hub_preset),
+                 batch(602, seed=9, length=13))
 
 
 def test_float16_export(keras_hub_preset, tmp_path):
