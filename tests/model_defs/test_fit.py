@@ -14,11 +14,15 @@ from tests.fine_tune_helpers import LABELS, SENTENCES, VOCAB, tiny_classifier, t
 
 @pytest.fixture(scope="module")
 def masked_lm():
-    return tiny_masked_lm("distil_bert")
+    model = tiny_masked_lm("distil_bert")
+    # Eager: tracing costs more than this tiny model. The traced and XLA paths run in
+    # test_seed_examples_run_as_written_on_a_local_preset.
+    model.compile(run_eagerly=True)
+    return model
 
 
 def test_fit_evaluate_predict_on_raw_strings(masked_lm):
-    """The seeds' example: `masked_lm.fit(x=features, batch_size=2)`, no compile needed."""
+    """`fit(x=features, batch_size=2)` on strings, then evaluate and predict."""
     history = masked_lm.fit(x=SENTENCES, batch_size=2, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2
     assert np.isfinite(history.history["loss"]).all()
