@@ -42,8 +42,9 @@ class BeamSampler(Sampler):
         self.num_beams = int(num_beams)
         self.return_all_beams = return_all_beams
 
-    def __call__(self, next, prompt, cache=None, index=0, mask=None, stop_token_ids=None,
-                 hidden_states=None, model=None):
+    def steps(self, next, prompt, cache=None, index=0, mask=None, stop_token_ids=None):
+        """The search one step at a time: yields `(index, None)` after each position (the
+        beams are not final until the end) and returns what `__call__` returns."""
         beams = self.num_beams
         prompt = np.asarray(prompt)
         batch, max_length = prompt.shape
@@ -69,6 +70,7 @@ class BeamSampler(Sampler):
             prompt = prompt[source]
             cache = map_cache(lambda x, source=source: x[source], cache)
             prompt[:, index] = np.where(mask[:, index], prompt[:, index], token)
+            yield index, None
             index += 1
         all_prompts = prompt.reshape(batch, beams, max_length)
         all_log_probs = log_probs.reshape(batch, beams)

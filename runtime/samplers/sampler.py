@@ -13,6 +13,9 @@ The loop, as keras-hub's `Sampler.__call__`:
         prompt[:, index] = where(mask[:, index], prompt[:, index], token)
         index += 1
 
+`Sampler.steps` is the same loop as a Python generator that yields after each position
+(for streaming); `__call__` runs it to the end.
+
 Random draws (top_k, top_p, random): one `numpy.random.default_rng(seed)` per call, and
 per step exactly `rng.random(batch)` (float64 uniforms, one per row, rows that finished
 or are forced by their prompt included). A row's token is the first candidate whose
@@ -20,6 +23,8 @@ cumulative weight exceeds `u * total`, candidates in the order the sampler defin
 """
 
 from __future__ import annotations
+
+import builtins
 
 import numpy as np
 
@@ -38,6 +43,15 @@ def any_stop(prompt, stop_token_ids, mask):
         return np.zeros(prompt.shape[0], bool)
     hits = np.isin(prompt, np.asarray(list(stop_token_ids))) & ~mask
     return hits.any(axis=-1)
+
+
+def run_steps(steps):
+    """Drive a `Sampler.steps` generator to its end and return its result."""
+    while True:
+        try:
+            builtins.next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def pick(candidates, weights, u):
@@ -90,6 +104,16 @@ class Sampler:
 
     def __call__(self, next, prompt, cache=None, index=0, mask=None, stop_token_ids=None,
                  hidden_states=None, model=None):
+        return run_steps(self.steps(next, prompt, cache, index, mask, stop_token_ids))
+
+    def steps(self, next, prompt, cache=None, index=0, mask=None, stop_token_ids=None):
+        """The decode loop one step at a time (what a streaming caller drives).
+
+        A Python generator over the same loop as `__call__`: after filling position
+        `index` it yields `(index, tokens)` with `tokens` the (batch,) ids now there
+        (prompt tokens included; a beam search yields `None`, its beams are not final),
+        and it returns what `__call__` returns. `__call__` is `run_steps(steps(...))`.
+        """
         prompt = np.array(prompt, copy=True)
         max_length = prompt.shape[1]
         mask = np.zeros(prompt.shape, bool) if mask is None else np.asarray(mask, bool)
@@ -101,6 +125,7 @@ class Sampler:
             u = rng.random(prompt.shape[0]) if rng is not None else None
             token = np.asarray(self.get_next_token(probs, u)).astype(prompt.dtype)
             prompt[:, index] = np.where(mask[:, index], prompt[:, index], token)
+            yield index, prompt[:, index].copy()
             index += 1
         return prompt
 
