@@ -140,18 +140,22 @@ class BartSeq2SeqLM(Task):
         return self._decode(decoder_token_ids, self_past, cross_kv, encoder_padding_mask)
 
     def _decode(self, token_ids, self_past, cross_kv, encoder_padding_mask):
-        n = ops.shape(token_ids)[1]
+        batch, n = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
         past = 0 if self_past is None else ops.shape(self_past[0][0])[2]
         x = self.backbone.embed_decoder_tokens(token_ids, start_index=past)
+        # Rows of (batch * n) tokens: every dense layer is one 2-D matmul.
+        x = ops.reshape(x, (-1, self.backbone.hidden_dim))
         # Additive masks built once and shared by all layers.
         self_bias = causal_bias(n, past + n, x.dtype)
         cross_bias = padding_bias(encoder_padding_mask, x.dtype)
         present = []
         for i, layer in enumerate(self.backbone.decoder_transformer_layers):
-            x, kv = layer.call_cached(x, None if self_past is None else self_past[i],
-                                      cross_kv[i], self_bias, cross_bias)
+            x, kv = layer.call_cached_flat(x, batch, n,
+                                           None if self_past is None else self_past[i],
+                                           cross_kv[i], self_bias, cross_bias)
             present.append(kv)
-        return self.lm_head(x), present
+        logits = self.lm_head(x)  # (batch * n, vocab)
+        return ops.reshape(logits, (batch, n, self.backbone.vocabulary_size)), present
 
     # -- generation ------------------------------------------------------------------
     def generate(self, inputs, max_length=None, stop_token_ids="auto"):

@@ -11,8 +11,12 @@ from keras import ops
 
 
 def gelu(x):
-    """Exact GELU, x * Phi(x)."""
-    return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
+    """Exact GELU, x * Phi(x).
+
+    Written as `0.5 * x * (1 + erf(x / sqrt(2)))` with a division: that is the pattern ONNX
+    Runtime fuses into one Gelu kernel (with `x * (1 / sqrt(2))` it keeps five nodes).
+    """
+    return 0.5 * x * (1.0 + ops.erf(x / math.sqrt(2.0)))
 
 
 def gelu_approximate(x):

@@ -99,19 +99,6 @@ class TransformerDecoder(keras.layers.Layer):
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=policy, name="dropout")
         self.built = True
 
-    # -- pieces shared by both paths ---------------------------------------------------
-    def _feedforward(self, x, training=None):
-        h = self._activation_fn(self.feedforward_intermediate_dense(x))
-        h = self.feedforward_output_dense(h)
-        return self.feedforward_layer_norm(x + self.dropout_layer(h, training=training))
-
-    def _cross(self, x, cross_key, cross_value, cross_bias, training=None):
-        q = self.cross_attention.project_query(x)
-        attended = self.cross_attention.attend_with_bias(q, cross_key, cross_value, cross_bias,
-                                                         training=training)
-        return self.cross_attention_layer_norm(
-            x + self.dropout_layer(attended, training=training))
-
     # -- whole sequences -------------------------------------------------------------
     def call(self, x, encoder_sequence, decoder_padding_mask=None, encoder_padding_mask=None,
              training=None):
@@ -146,16 +133,33 @@ class TransformerDecoder(keras.layers.Layer):
         Returns (x, (key, value)) with the self-attention keys/values of all positions,
         (batch, heads, past + new, head_dim).
         """
-        q = self.self_attention.project_query(x)
-        key, value = self.self_attention.project_key_value(x)
+        shape = ops.shape(x)
+        flat = ops.reshape(x, (-1, shape[-1]))
+        flat, kv = self.call_cached_flat(flat, shape[0], shape[1], self_past, cross_cache,
+                                         self_bias, cross_bias, training=training)
+        return ops.reshape(flat, shape), kv
+
+    def call_cached_flat(self, x, batch, length, self_past, cross_cache, self_bias,
+                         cross_bias, training=None):
+        """`call_cached` on rows: x (batch * length, hidden) -> same, and (key, value).
+
+        Every dense layer is a 2-D matmul (one Gemm in ONNX Runtime) and the self-attention
+        q, k, v come from one matmul: the lean graph a per-token decoder step wants.
+        """
+        q, key, value = self.self_attention.project_qkv_flat(x, batch, length)
         if self_past is not None:
             key = ops.concatenate([self_past[0], key], axis=2)
             value = ops.concatenate([self_past[1], value], axis=2)
-        attended = self.self_attention.attend_with_bias(q, key, value, self_bias,
-                                                        training=training)
+        attended = self.self_attention.attend_flat(q, key, value, self_bias, training=training)
         x = self.self_attention_layer_norm(x + self.dropout_layer(attended, training=training))
-        x = self._cross(x, cross_cache[0], cross_cache[1], cross_bias, training=training)
-        return self._feedforward(x, training=training), (key, value)
+        q = self.cross_attention.project_query_flat(x, batch, length)
+        attended = self.cross_attention.attend_flat(q, cross_cache[0], cross_cache[1],
+                                                    cross_bias, training=training)
+        x = self.cross_attention_layer_norm(x + self.dropout_layer(attended, training=training))
+        h = self._activation_fn(self.feedforward_intermediate_dense(x))
+        h = self.feedforward_output_dense(h)
+        x = self.feedforward_layer_norm(x + self.dropout_layer(h, training=training))
+        return x, (key, value)
 
     def compute_output_shape(self, x_shape, encoder_sequence_shape=None, *args, **kwargs):
         return x_shape
