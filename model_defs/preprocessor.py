@@ -39,6 +39,16 @@ class Preprocessor:
         return config
 
     @classmethod
+    def from_config(cls, config):
+        """From `get_config()`; the "tokenizer" entry may be its envelope or the object."""
+        config = dict(config)
+        tokenizer = config.pop("tokenizer")
+        if isinstance(tokenizer, dict):
+            found = P.class_for(tokenizer.get("registered_name") or tokenizer["class_name"])
+            tokenizer = found.from_config(tokenizer["config"])
+        return cls(tokenizer, **config)
+
+    @classmethod
     def from_preset(cls, preset, **kwargs):
         """The preprocessor of a preset: `preprocessor.json` if it holds one of this class,
         else this class around the preset's tokenizer (keras-hub's behaviour)."""

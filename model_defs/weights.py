@@ -135,9 +135,15 @@ class H5Reader:
 
     def get(self, name):
         try:
-            return self._file[name][()]
+            dataset = self._file[name]
+            array = dataset[()]
         except OSError as e:  # a truncated file fails on read, not on open
             raise WeightMapError(f"cannot read tensor {name!r} from {self.path}: {e}") from None
+        if dataset.attrs.get("dtype") == "bfloat16":  # Keras stores bfloat16 as opaque 2 bytes
+            import ml_dtypes
+
+            array = array.view(ml_dtypes.bfloat16)
+        return array
 
     def close(self):
         self._file.close()
@@ -176,4 +182,8 @@ def write_h5(path, model, table):
     ours = variables_by_path(model)
     with h5py.File(path, "w") as f:
         for entry in table:
-            f.create_dataset(entry.source, data=entry.to_source(np.asarray(ours[entry.target])))
+            array = entry.to_source(np.asarray(ours[entry.target]))
+            if array.dtype.name == "bfloat16":  # as Keras writes it: opaque bytes + dtype attr
+                f.create_dataset(entry.source, data=array.view("V2")).attrs["dtype"] = "bfloat16"
+            else:
+                f.create_dataset(entry.source, data=array)

@@ -56,6 +56,31 @@ def test_config_round_trip_and_dtype(family):
     assert backbone.token_embedding.input_dim == 50
 
 
+def test_bfloat16_preset_round_trip(tmp_path):
+    backbone = BertBackbone(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
+                            intermediate_dim=16, max_sequence_length=16, dtype="bfloat16")
+    backbone.save_to_preset(tmp_path / "p")
+    again = Backbone.from_preset(str(tmp_path / "p"))
+    assert again.dtype_policy.name == "bfloat16"
+    for a, b in zip(backbone.weights, again.weights):
+        assert np.array_equal(np.asarray(a).astype("float32"), np.asarray(b).astype("float32"))
+
+
+def test_task_config_round_trip_with_preprocessor(uncased_vocab):
+    from model_defs import DistilBertMaskedLMPreprocessor, DistilBertTokenizer
+
+    tokenizer = DistilBertTokenizer(vocabulary=uncased_vocab, lowercase=True)
+    task = DistilBertMaskedLM(
+        DistilBertBackbone(vocabulary_size=30522, num_layers=1, num_heads=2, hidden_dim=8,
+                           intermediate_dim=16, max_sequence_length=16),
+        preprocessor=DistilBertMaskedLMPreprocessor(tokenizer, sequence_length=12))
+    config = task.get_config()
+    config["preprocessor"]["config"]["tokenizer"]["config"]["vocabulary"] = uncased_vocab
+    again = DistilBertMaskedLM.from_config(config)
+    assert again.preprocessor.sequence_length == 12
+    assert again.preprocessor.tokenizer("Hello").tolist() == tokenizer("Hello").tolist()
+
+
 @pytest.mark.parametrize("family", ["bert", "distil_bert"])
 def test_keras_hub_preset_parity(family, keras_hub_presets):
     """Same keras-hub preset into keras-hub and into ours: same outputs."""
