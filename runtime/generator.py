@@ -43,6 +43,9 @@ PLAIN_INPUTS = {"encoder": ["token_ids", "padding_mask"],
                 "decoder_with_past": ["decoder_token_ids", "encoder_padding_mask"]}
 # keras-hub parameter name -> the sampler classes that take it.
 SAMPLER_ARGS = ("k", "p", "temperature", "num_beams", "seed")
+# Self-attention K/V buffers first hold this many positions (capped at max_length), then
+# double: a 64-token generation allocates each buffer once.
+INITIAL_POSITIONS = 128
 
 Token = namedtuple("Token", "row position token_id text")
 Token.__doc__ = """One decoded token, as streamed: `row` of the batch, decoder `position`,
@@ -360,7 +363,8 @@ class Generator:
 
     def _run(self, x, sampler, stop_token_ids, scalar, texts):
         prompt, prompt_mask = x["decoder_token_ids"], x["decoder_padding_mask"].astype(bool)
-        state = _DecodeState(self, x["encoder_token_ids"], x["encoder_padding_mask"])
+        state = _DecodeState(self, x["encoder_token_ids"], x["encoder_padding_mask"],
+                             prompt.shape[1])
         batch = prompt.shape[0]
 
         def step(prompt, cache, index):
@@ -385,7 +389,8 @@ class Generator:
                     result = done.value
                     break
                 if tokens is not None:
-                    yield from stream.add(index, tokens, prompt_mask[:, index])
+                    yield from stream.add(index, tokens, prompt_mask[:, index],
+                                          last=index == prompt.shape[1] - 1)
         finally:
             steps.close()
             state.release()
@@ -394,7 +399,8 @@ class Generator:
         tokens = result
         mask = output_mask(tokens, prompt_mask, stop_token_ids)
         for index in range(stream.next_position(prompt_mask), tokens.shape[1]):
-            yield from stream.add(index, tokens[:, index], prompt_mask[:, index])
+            yield from stream.add(index, tokens[:, index], prompt_mask[:, index],
+                                  last=index == tokens.shape[1] - 1)
         if not texts:
             return {"decoder_token_ids": tokens, "decoder_padding_mask": mask}
         out = self.detokenize(tokens, mask)
@@ -443,29 +449,38 @@ class _Stream:
         return (self.position + 1 if self.position is not None
                 else int(prompt_mask.sum(axis=1).min()))
 
-    def add(self, index, tokens, forced):
+    def add(self, index, tokens, forced, last=False):
+        """Tokens of position `index`; `last`: no position follows (flush the text)."""
         self.position = index
         for row, token in enumerate(np.asarray(tokens).tolist()):
             if self.done[row] or forced[row]:
                 continue
-            piece = ""
-            if token in self.stop:
-                self.done[row] = True
-            elif self.tokenizer is not None and token not in self.special:
+            stop = token in self.stop
+            self.done[row] = stop
+            if self.tokenizer is not None and token not in self.special:
                 self.ids[row].append(token)
-                text = self.tokenizer.detokenize(self.ids[row])
-                if not text.endswith("\ufffd"):  # hold back a partial UTF-8 character
-                    piece = text[len(self.text[row]):]
-                    self.text[row] = text
-            yield Token(row, index, token, piece)
+            yield Token(row, index, token, self._piece(row, flush=stop or last))
+
+    def _piece(self, row, flush):
+        """The text the row's ids add since the last piece; a trailing partial UTF-8
+        character waits for its next bytes unless `flush`."""
+        if self.tokenizer is None or not self.ids[row]:
+            return ""
+        text = self.tokenizer.detokenize(self.ids[row])
+        if text.endswith("\ufffd") and not flush:
+            return ""
+        piece = text[len(self.text[row]):] if text.startswith(self.text[row]) else text
+        self.text[row] = text
+        return piece
 
 
 class _DecodeState:
     """The KV cache of one generate call and the IO bindings that run the three graphs on
     it (see the module docstring)."""
 
-    def __init__(self, gen, enc_ids, enc_mask):
+    def __init__(self, gen, enc_ids, enc_mask, max_length):
         self.gen = gen
+        self.max_length = max_length  # the cache never holds more positions
         self.device = gen.device
         self.length = 0  # decoder positions in the cache
         sessions = gen.sessions
@@ -515,14 +530,19 @@ class _DecodeState:
     def _target(self, name, size):
         """The buffer the next `present` of `name` goes to, holding >= `size` elements.
         Growing it loses nothing: the graph writes the whole output into it. It doubles,
-        so a long decode reallocates O(log n) times."""
+        so a long decode reallocates O(log n) times; the first holds INITIAL_POSITIONS (at
+        most max_length), so most generations allocate each buffer once."""
         pair = self.buffers.setdefault(name, [None, None])
         target = 1 - self.current
         buffer = pair[target]
         if buffer is None or _size(buffer) < size:
             old = 0 if buffer is None else _size(buffer)
-            pair[target] = buffer = self._alloc(max(size, 2 * old))
+            per_position = self.batch * self.heads * self.head_dim
+            first = per_position * min(self.max_length, INITIAL_POSITIONS)
+            limit = per_position * self.max_length
+            pair[target] = buffer = self._alloc(max(size, min(max(2 * old, first), limit)))
         return buffer
+
 
     # -- steps ---------------------------------------------------------------------------
     def first(self, rows, token_ids):
@@ -544,6 +564,7 @@ class _DecodeState:
                           _output_dtype(logits_out))
         binding.bind_output("logits", "cpu", 0, logits.dtype.type, logits.shape,
                             logits.ctypes.data)
+        self.batch = batch
         self_shape = (batch, self.heads, n, self.head_dim)
         size = int(np.prod(self_shape))
         for name in self.gen.self_names:
