@@ -171,7 +171,8 @@ class Generator:
         Returns text (a string for a string input, else a list), or for token ids a dict
         with `decoder_token_ids` and `decoder_padding_mask` (False after the stop token).
         """
-        run = self._start(inputs, max_length, stop_token_ids, sampler, sampler_args)
+        run = self._start(inputs, max_length, stop_token_ids, sampler, sampler_args,
+                          emit=callback is not None)
         while True:
             try:
                 token = next(run)
@@ -346,7 +347,7 @@ class Generator:
                              f"prompt of {prompt_lengths.max()} tokens: no room to generate")
 
     # -- the loop ------------------------------------------------------------------------
-    def _start(self, inputs, max_length, stop_token_ids, sampler, sampler_args):
+    def _start(self, inputs, max_length, stop_token_ids, sampler, sampler_args, emit=True):
         """Validate everything up front (so errors raise at the call, not at the first
         `next`), then return the decoding generator."""
         sampler = self.make_sampler(sampler, **sampler_args)
@@ -359,9 +360,9 @@ class Generator:
                 stop_token_ids = [self.generation["end_token_id"]]
         elif stop_token_ids is not None:
             stop_token_ids = [int(t) for t in stop_token_ids]
-        return self._run(x, sampler, stop_token_ids, scalar, texts)
+        return self._run(x, sampler, stop_token_ids, scalar, texts, emit)
 
-    def _run(self, x, sampler, stop_token_ids, scalar, texts):
+    def _run(self, x, sampler, stop_token_ids, scalar, texts, emit):
         prompt, prompt_mask = x["decoder_token_ids"], x["decoder_padding_mask"].astype(bool)
         state = _DecodeState(self, x["encoder_token_ids"], x["encoder_padding_mask"],
                              prompt.shape[1])
@@ -377,7 +378,9 @@ class Generator:
             return logits, {"rows": np.arange(len(rows))}
 
         tokenizer = self.artifact.tokenizer if texts else None
-        stream = _Stream(batch, stop_token_ids, self._special_ids(), tokenizer)
+        # Tokens (and their text) are only built when someone consumes them.
+        stream = _Stream(batch, stop_token_ids, self._special_ids(), tokenizer) if emit \
+            else None
         steps = sampler.steps(step, prompt, cache={"rows": np.arange(batch)},
                               index=int(prompt_mask.sum(axis=1).min()), mask=prompt_mask,
                               stop_token_ids=stop_token_ids)
@@ -388,7 +391,7 @@ class Generator:
                 except StopIteration as done:
                     result = done.value
                     break
-                if tokens is not None:
+                if tokens is not None and stream is not None:
                     yield from stream.add(index, tokens, prompt_mask[:, index],
                                           last=index == prompt.shape[1] - 1)
         finally:
@@ -398,7 +401,8 @@ class Generator:
             return {"decoder_token_ids": result[0], "log_probs": result[1]}
         tokens = result
         mask = output_mask(tokens, prompt_mask, stop_token_ids)
-        for index in range(stream.next_position(prompt_mask), tokens.shape[1]):
+        start = tokens.shape[1] if stream is None else stream.next_position(prompt_mask)
+        for index in range(start, tokens.shape[1]):
             yield from stream.add(index, tokens[:, index], prompt_mask[:, index],
                                   last=index == tokens.shape[1] - 1)
         if not texts:
@@ -444,6 +448,9 @@ class _Stream:
         self.ids = [[] for _ in range(batch)]
         self.text = [""] * batch
         self.position = None
+        self.concatenates = getattr(tokenizer, "kind", None) == "byte_pair"
+        self.committed = [""] * batch  # text of ids[:cut]
+        self.cut = [0] * batch
 
     def next_position(self, prompt_mask):
         return (self.position + 1 if self.position is not None
@@ -463,14 +470,21 @@ class _Stream:
 
     def _piece(self, row, flush):
         """The text the row's ids add since the last piece; a trailing partial UTF-8
-        character waits for its next bytes unless `flush`."""
-        if self.tokenizer is None or not self.ids[row]:
+        character waits for its next bytes unless `flush`. Byte-level BPE text is a
+        concatenation, so only the ids since the last clean cut are detokenized (O(1)
+        per token); other tokenizers re-detokenize the row."""
+        ids = self.ids[row]
+        if self.tokenizer is None or not ids:
             return ""
-        text = self.tokenizer.detokenize(self.ids[row])
-        if text.endswith("\ufffd") and not flush:
+        cut = self.cut[row] if self.concatenates else 0
+        tail = self.tokenizer.detokenize(ids[cut:])
+        if tail.endswith("\ufffd") and not flush:
             return ""
+        text = self.committed[row] + tail if self.concatenates else tail
         piece = text[len(self.text[row]):] if text.startswith(self.text[row]) else text
         self.text[row] = text
+        if self.concatenates:
+            self.committed[row], self.cut[row] = text, len(ids)
         return piece
 
 
@@ -502,7 +516,7 @@ class _DecodeState:
             return np.empty(size, self.gen.kv_dtype)
         import onnxruntime as ort
 
-        return ort.OrtValue.ortvalue_from_shape_and_type([size], self.gen.kv_dtype, "cuda", 0)
+        return ort.OrtValue.ortvalue_from_shape_and_type([size], self.element, "cuda", 0)
 
     @staticmethod
     def _ptr(buffer):
