@@ -21,6 +21,9 @@ class BartTokenizer(Tokenizer):
         add_prefix_space: prepend a space to the text (keras-hub's argument).
         unsplittable_tokens: tokens cut out of the text whole; keras-hub's default
             `["<pad>", "<s>", "</s>"]`.
+        pre_tokenizer: how text is split into words before BPE: "keras_hub" (keras-hub's
+            rule) or "gpt2" (Transformers' rule; they differ around runs of whitespace and
+            newlines). Loading a Transformers checkpoint sets "gpt2": follow the checkpoint.
 
     Example:
     ```python
@@ -32,17 +35,19 @@ class BartTokenizer(Tokenizer):
 
     asset_files = ("vocabulary.json", "merges.txt")
     hf_asset_files = {"vocabulary.json": "vocab.json", "merges.txt": "merges.txt"}
-    config_keys = ("vocabulary", "merges", "add_prefix_space", "unsplittable_tokens")
+    config_keys = ("vocabulary", "merges", "add_prefix_space", "unsplittable_tokens",
+                   "pre_tokenizer")
     special_tokens = {"start_token": "<s>", "end_token": "</s>", "pad_token": "<pad>"}
 
     def __init__(self, vocabulary=None, merges=None, add_prefix_space=False,
-                 unsplittable_tokens=None, **kwargs):
+                 unsplittable_tokens=None, pre_tokenizer="keras_hub", **kwargs):
         if isinstance(vocabulary, tuple) and merges is None:  # read_assets() gives both
             vocabulary, merges = vocabulary
         unsplittable_tokens = list(unsplittable_tokens or KERAS_HUB_UNSPLITTABLE)
         super().__init__(vocabulary=vocabulary, merges=merges,
                          add_prefix_space=add_prefix_space,
-                         unsplittable_tokens=unsplittable_tokens, **kwargs)
+                         unsplittable_tokens=unsplittable_tokens,
+                         pre_tokenizer=pre_tokenizer, **kwargs)
         if vocabulary is not None:
             if merges is None:
                 raise ValueError("BartTokenizer needs `merges` with `vocabulary`")
@@ -54,11 +59,14 @@ class BartTokenizer(Tokenizer):
         c = self.config
         self._tokenizer = BytePairTokenizer(
             vocabulary, merges, unsplittable_tokens=c["unsplittable_tokens"],
-            add_prefix_space=c["add_prefix_space"], special_tokens=dict(self.special_tokens))
+            add_prefix_space=c["add_prefix_space"], special_tokens=dict(self.special_tokens),
+            pre_tokenizer=c["pre_tokenizer"])
 
     def get_config(self):
         config = super().get_config()
         config.pop("merges", None)  # stored in assets/, as keras-hub does
+        if config["pre_tokenizer"] == "keras_hub":  # keras-hub's tokenizer has no such key
+            config.pop("pre_tokenizer")
         return config
 
     @property
@@ -82,6 +90,7 @@ class BartTokenizer(Tokenizer):
         specials = [t for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>") if t in vocab]
         kwargs.setdefault("add_prefix_space", bool(tok_config.get("add_prefix_space", False)))
         kwargs.setdefault("unsplittable_tokens", specials)
+        kwargs.setdefault("pre_tokenizer", "gpt2")
         return cls(vocabulary=vocab_path, merges=merges_path, **kwargs)
 
     @classmethod

@@ -37,7 +37,7 @@ class Tokenizer:
         raise NotImplementedError
 
     @classmethod
-    def from_assets(cls, folder: str, spec: dict) -> "Tokenizer":
+    def from_assets(cls, folder: str, spec: dict) -> Tokenizer:
         """Rebuild from `folder` and the spec `save_assets` returned."""
         raise NotImplementedError
 

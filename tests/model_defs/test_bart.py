@@ -209,7 +209,9 @@ def test_transformers_checkpoint(tmp_path):
     from transformers import BartTokenizer as HFBartTokenizer
 
     hf_tok = HFBartTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
-    for text in TEXTS:
+    # Whitespace runs and newlines are where keras-hub's and Transformers' word splitting
+    # differ: a Transformers checkpoint must tokenize as transformers does.
+    for text in [*TEXTS, "\n\nThe fox.\r\n", "trailing  \t ", "a  b   c"]:
         want = hf_tok(text, add_special_tokens=False)["input_ids"]
         assert lm.preprocessor.tokenizer(text).tolist() == want
     x = lm.preprocessor.generate_preprocess(TEXTS, sequence_length=8)
