@@ -67,6 +67,26 @@ def keras_hub_encoder_layer(src, dst, hidden, num_heads):
     return rows
 
 
+def keras_hub_encoder_stack(num_layers, hidden, num_heads):
+    """Rows for keras-hub's `transformer_encoder`, `transformer_encoder_1`, ... groups ->
+    our `transformer_layer_{i}` blocks."""
+    rows = []
+    for i in range(num_layers):
+        rows += keras_hub_encoder_layer(f"layers/transformer_encoder{keras_hub_h5_index(i)}",
+                                        f"transformer_layer_{i}", hidden, num_heads)
+    return rows
+
+
+def keras_hub_token_and_position(num_layers, hidden, num_heads):
+    """The whole backbone of keras-hub encoders built on TokenAndPositionEmbedding
+    (DistilBERT, RoBERTa/XLM-R): embeddings, their LayerNorm, the encoder stack."""
+    emb = "layers/token_and_position_embedding"
+    return [Entry(f"{emb}/token_embedding/vars/0", "token_embedding/embeddings"),
+            Entry(f"{emb}/position_embedding/vars/0", "position_embedding/embeddings"),
+            *layer_norm("layers/layer_normalization", "embeddings_layer_norm"),
+            *keras_hub_encoder_stack(num_layers, hidden, num_heads)]
+
+
 def hf_linear(src, dst):
     return [Entry(f"{src}.weight", f"{dst}/kernel", "transpose"),
             Entry(f"{src}.bias", f"{dst}/bias")]

@@ -126,11 +126,8 @@ class BertBackbone(Backbone):
             Entry("layers/embedding/vars/0", "segment_embedding/embeddings"),
             *T.layer_norm("layers/layer_normalization", "embeddings_layer_norm"),
             *T.dense("layers/dense", "pooled_dense"),
+            *T.keras_hub_encoder_stack(self.num_layers, self.hidden_dim, self.num_heads),
         ]
-        for i in range(self.num_layers):
-            rows += T.keras_hub_encoder_layer(
-                f"layers/transformer_encoder{T.keras_hub_h5_index(i)}",
-                f"transformer_layer_{i}", self.hidden_dim, self.num_heads)
         return rows
 
     def hf_weight_table(self, prefix, names):

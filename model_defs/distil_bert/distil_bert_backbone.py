@@ -88,17 +88,7 @@ class DistilBertBackbone(Backbone):
 
     # -- weight tables -----------------------------------------------------------------
     def keras_hub_weight_table(self):
-        emb = "layers/token_and_position_embedding"
-        rows = [
-            Entry(f"{emb}/token_embedding/vars/0", "token_embedding/embeddings"),
-            Entry(f"{emb}/position_embedding/vars/0", "position_embedding/embeddings"),
-            *T.layer_norm("layers/layer_normalization", "embeddings_layer_norm"),
-        ]
-        for i in range(self.num_layers):
-            rows += T.keras_hub_encoder_layer(
-                f"layers/transformer_encoder{T.keras_hub_h5_index(i)}",
-                f"transformer_layer_{i}", self.hidden_dim, self.num_heads)
-        return rows
+        return T.keras_hub_token_and_position(self.num_layers, self.hidden_dim, self.num_heads)
 
     def hf_weight_table(self, prefix, names):
         p = prefix
