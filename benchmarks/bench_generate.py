@@ -342,6 +342,8 @@ def graph_step_costs(paths, lengths=(1, 64, 256), repeats=30):
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Two sessions alternate here: threads spinning after one's run would slow the other.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sessions = {name: ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
                 for name, path in paths.items()}
     out = {name: {} for name in paths}

@@ -557,7 +557,6 @@ class _DecodeState:
             pair[target] = buffer = self._alloc(max(size, min(max(2 * old, first), limit)))
         return buffer
 
-
     # -- steps ---------------------------------------------------------------------------
     def first(self, rows, token_ids):
         """decoder_model on the first `index` tokens; `rows` picks each cache row's input
@@ -568,10 +567,11 @@ class _DecodeState:
         self.enc_mask_rows = mask
         batch, n = token_ids.shape
         token_ids = np.ascontiguousarray(token_ids, np.int32)
+        hidden = hidden.astype(self.gen.hidden_dtype, copy=False)
+        self.keep = (token_ids, hidden, mask)  # bound memory stays alive for the run
         binding = self.bindings["decoder"]
         binding.bind_cpu_input("decoder_token_ids", token_ids)
-        binding.bind_cpu_input("encoder_hidden_states", hidden.astype(self.gen.hidden_dtype,
-                                                                     copy=False))
+        binding.bind_cpu_input("encoder_hidden_states", hidden)
         binding.bind_cpu_input("encoder_padding_mask", mask)
         logits_out = self.gen.sessions["decoder"].get_outputs()[0]
         logits = np.empty((batch, n, self.gen.vocabulary_size or _dim(logits_out, 2)),
