@@ -44,4 +44,4 @@ class PackingPreprocessor(Preprocessor):
                 "sep_token_ids": [getattr(tok, f"{t}_id") for t in self.sep_tokens],
                 "pad_token_id": tok.pad_token_id, "mask_token_id": tok.mask_token_id,
                 "mask_token": tok.mask_token, "sequence_length": self.sequence_length,
-                "segment_ids": self.with_segment_ids}
+                "segment_ids": self.with_segment_ids, "truncate": self.truncate}

@@ -47,6 +47,9 @@ class Artifact:
         if version != SUPPORTED_FORMAT:
             raise ArtifactError(f"{path} has format version {version}; this runtime reads "
                                 f"version {SUPPORTED_FORMAT}")
+        missing = [k for k in ("task", "graphs", "files") if k not in self.manifest]
+        if missing:
+            raise ArtifactError(f"{path} lacks {', '.join(missing)}; re-export the artifact")
         self._verify(verify)
         self._sessions = {}
         self._tokenizer = None
@@ -58,7 +61,7 @@ class Artifact:
             path = os.path.join(self.folder, rel)
             if not os.path.isfile(path):
                 raise ArtifactError(f"artifact file missing: {rel}")
-            if os.path.getsize(path) != info["bytes"]:
+            if os.path.getsize(path) != info.get("bytes"):
                 raise ArtifactError(f"artifact file {rel} has {os.path.getsize(path)} bytes, "
                                     f"the manifest says {info['bytes']} (truncated?)")
             if mode == "sha256" and sha256(path) != info["sha256"]:
@@ -107,7 +110,15 @@ class Artifact:
     def check_token_ids(self, feeds):
         vocab = self.config.get("vocabulary_size")
         ids = feeds.get("token_ids")
-        if vocab is None or ids is None or ids.size == 0:
+        if ids is None:
+            return
+        if ids.size == 0:
+            raise ArtifactError("empty token_ids")
+        limit = self.config.get("max_sequence_length")
+        if limit and ids.ndim == 2 and ids.shape[1] > limit:
+            raise ArtifactError(f"{ids.shape[1]} tokens are more than the model's "
+                                f"{limit} positions")
+        if vocab is None:
             return
         low, high = int(ids.min()), int(ids.max())
         if low < 0 or high >= vocab:
@@ -126,7 +137,12 @@ class Artifact:
         self.check_token_ids(feeds)
         session = self.session(name)
         names = outputs or [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(names, feeds)))
+        try:
+            values = session.run(names, feeds)
+        except Exception as e:  # onnxruntime's errors derive from Exception only
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ArtifactError(f"graph {name!r} failed: {first[:300]}") from None
+        return dict(zip(names, values))
 
 
 def _dtype(spec):

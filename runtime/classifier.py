@@ -19,7 +19,7 @@ class Classifier:
     Args:
         artifact: an `Artifact` or its folder.
         device: "cpu" or "cuda", when `artifact` is a folder.
-        labels: optional class names, index -> name (default: the manifest's, if any).
+        labels: optional class names, index -> name (one per class).
 
     Example:
     ```python
@@ -38,7 +38,10 @@ class Classifier:
                                 f"{self.artifact.task!r}")
         head = self.artifact.manifest.get("classifier") or {}
         self.activation = head.get("activation") or "linear"
-        self.labels = list(labels) if labels is not None else head.get("labels")
+        self.labels = list(labels) if labels is not None else None
+        num_classes = head.get("num_classes")
+        if self.labels is not None and num_classes and len(self.labels) != num_classes:
+            raise ValueError(f"{len(self.labels)} labels for {num_classes} classes")
         spec = self.artifact.tokenizer_spec or {}
         self.packer = TextPacker(self.artifact.tokenizer, spec.get("packing"),
                                  self.artifact.config.get("max_sequence_length"))

@@ -43,12 +43,13 @@ class Encoder:
 
     def feeds(self, texts=None, token_ids=None, padding_mask=None):
         if token_ids is not None:
-            token_ids = np.asarray(token_ids, dtype="int32")
-            if token_ids.ndim == 1:
-                token_ids = token_ids[None]
-            if padding_mask is None:
-                padding_mask = np.ones_like(token_ids)
-            feeds = {"token_ids": token_ids, "padding_mask": np.asarray(padding_mask, "int32")}
+            token_ids = np.atleast_2d(np.asarray(token_ids, dtype="int32"))
+            padding_mask = (np.ones_like(token_ids) if padding_mask is None
+                            else np.atleast_2d(np.asarray(padding_mask, "int32")))
+            if padding_mask.shape != token_ids.shape:
+                raise ValueError(f"padding_mask shape {padding_mask.shape} does not match "
+                                 f"token_ids shape {token_ids.shape}")
+            feeds = {"token_ids": token_ids, "padding_mask": padding_mask}
             names = [i["name"] for i in self.artifact.graph("model")["inputs"]]
             if "segment_ids" in names:
                 feeds["segment_ids"] = np.zeros_like(token_ids)

@@ -173,13 +173,16 @@ class Generator:
         """
         run = self._start(inputs, max_length, stop_token_ids, sampler, sampler_args,
                           emit=callback is not None)
-        while True:
-            try:
-                token = next(run)
-            except StopIteration as done:
-                return done.value
-            if callback is not None:
-                callback(token)
+        try:
+            while True:
+                try:
+                    token = next(run)
+                except StopIteration as done:
+                    return done.value
+                if callback is not None:
+                    callback(token)
+        finally:
+            run.close()
 
     def stream(self, inputs, max_length=None, stop_token_ids="auto", sampler=None,
                **sampler_args):
@@ -354,7 +357,9 @@ class Generator:
         x, scalar, texts = self.pack(inputs, max_length)
         x = {k: np.ascontiguousarray(v, "int32") for k, v in x.items()}
         self._check_ids(x)
-        if stop_token_ids == "auto":
+        if isinstance(stop_token_ids, (int, np.integer)):
+            stop_token_ids = [int(stop_token_ids)]
+        if isinstance(stop_token_ids, str) and stop_token_ids == "auto":
             stop_token_ids = self.generation.get("stop_token_ids")
             if stop_token_ids is None and "end_token_id" in self.generation:
                 stop_token_ids = [self.generation["end_token_id"]]
@@ -688,10 +693,10 @@ def _threaded(iterator, depth=8):
         finally:
             iterator.close()
 
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-
     def consume():
+        # The worker starts on the first next(): an iterator dropped unused holds nothing.
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
         try:
             while True:
                 kind, value = items.get()

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 
 import onnxruntime as ort
 
 log = logging.getLogger(__name__)
+_warned = set()
+
+
+def _warn_once(message):
+    # One warning per process, not one per graph (a seq2seq artifact opens three).
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
 
 DEVICES = ("cpu", "cuda")
 
@@ -20,8 +30,8 @@ def providers_for(device: str) -> list:
     if device == "cuda":
         if "CUDAExecutionProvider" in ort.get_available_providers():
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        log.warning("CUDA was asked for but onnxruntime has no CUDAExecutionProvider here "
-                    "(install hubonnx[gpu] on a CUDA machine); running on CPU.")
+        _warn_once("CUDA was asked for but onnxruntime has no CUDAExecutionProvider here "
+                   "(install hubonnx[gpu] on a CUDA machine); running on CPU.")
     return ["CPUExecutionProvider"]
 
 
@@ -34,8 +44,14 @@ def make_session(path: str, device: str = "cpu", threads: int | None = None):
     if threads:
         options.intra_op_num_threads = threads
     providers = providers_for(device)
-    session = ort.InferenceSession(path, options, providers=providers)
+    try:
+        # onnxruntime prints its own CUDA fallback notice to stdout, where CLI results go.
+        with contextlib.redirect_stdout(sys.stderr):
+            session = ort.InferenceSession(path, options, providers=providers)
+    except Exception as e:  # onnxruntime's errors derive from Exception only
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot load {os.path.basename(path)}: {first[:300]} "
+                         "(re-export the artifact)") from None
     if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
-        log.warning("the CUDA provider failed to initialise; running %s on CPU.",
-                    os.path.basename(path))
+        _warn_once("the CUDA provider failed to initialise; running on CPU.")
     return session

@@ -69,7 +69,7 @@ class TextPacker:
         length = min(longest + overhead, self.sequence_length)
         token_ids, segment_ids = pack_segments(
             segments, length, start_value=p["start_token_id"], end_value=p["end_token_id"],
-            pad_value=p["pad_token_id"], truncate="round_robin",
+            pad_value=p["pad_token_id"], truncate=p.get("truncate", "round_robin"),
             sep_value=seps if len(seps) > 1 else None)
         feeds = {"token_ids": token_ids.astype("int32"),
                  "padding_mask": (token_ids != p["pad_token_id"]).astype("int32")}
