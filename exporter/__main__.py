@@ -23,7 +23,9 @@ def parse_args(argv):
                    help="build the architecture with random weights (no download)")
     p.add_argument("--dtype", choices=["float32", "float16"], default=None,
                    help="weights and compute dtype of the exported graph")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    p.add_argument("--opset", type=int, default=None, choices=range(17, 19),
+                   metavar="{17,18}", help="ONNX opset (default 17; LayerNormalization "
+                   "needs 17)")
     p.add_argument("--list-presets", action="store_true", help="list built-in presets")
     args = p.parse_args(argv)
     if not args.list_presets and not args.preset:
@@ -52,8 +54,7 @@ def main(argv=None):
         result = export_preset(args.preset, task=args.task, output=args.output,
                                overwrite=args.overwrite, random_weights=args.random_weights,
                                **kwargs)
-    except (ExportError, PresetError, WeightMapError, ValidationError, FileExistsError,
-            FileNotFoundError) as e:
+    except (ExportError, PresetError, WeightMapError, ValidationError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     graphs = ", ".join(g["file"] for g in result["graphs"].values())

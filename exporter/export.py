@@ -29,7 +29,9 @@ def progress(message):
 
 
 def default_output(preset):
-    name = os.path.basename(os.path.normpath(str(preset).split("://")[-1]))
+    source = str(preset).split("://")[-1]
+    name = os.path.basename(os.path.abspath(source) if "://" not in str(preset) else
+                            os.path.normpath(source))
     if str(preset).startswith("kaggle://") and name.isdigit():  # .../name/3
         name = os.path.basename(os.path.dirname(os.path.normpath(str(preset))))
     return os.path.join("artifacts", name)
@@ -43,14 +45,18 @@ def load_model(preset, task=None, random_weights=False, dtype=None):
     if task not in available:
         raise ExportError(f"task {task!r} is not available for {backbone_cls.__name__}; "
                           f"choose one of {available}")
+    if task == "backbone" and backbone_cls.default_task != "backbone":
+        raise ExportError(f"{backbone_cls.__name__} exports as {backbone_cls.default_task!r}, "
+                          "not as a bare backbone")
+    if task == "text_classifier" and P.stored_task_name(preset) != "text_classifier":
+        raise ExportError(f"{preset} holds no text classifier head (num_classes unknown); "
+                          "fine-tune one and save_to_preset, then export that")
     kwargs = {"dtype": dtype} if dtype else {}
     if task == "backbone":
         model = backbone_cls.from_preset(preset, load_weights=not random_weights, **kwargs)
     else:
         model = P.task_class(backbone_cls, task).from_preset(
-            preset, load_weights=not random_weights)
-        if dtype:  # the task's backbone is built in float32: rebuild the whole task
-            model = float16.cast_model(model, dtype)
+            preset, load_weights=not random_weights, **kwargs)
     return model, task
 
 
@@ -87,12 +93,15 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
         raise ExportError(f"{output} exists; pass --overwrite to replace it")
     progress(f"loading {preset}")
     model, task = load_model(preset, task, random_weights, dtype)
+    if backbone_of(model).dtype_policy.compute_dtype == "bfloat16":
+        raise ExportError(f"{preset} computes in bfloat16, which ONNX Runtime does not serve "
+                          "on CPU; pass --dtype float32 or --dtype float16")
     pre, tokenizer = tokenizer_of(model, preset)
     vocab = getattr(backbone_of(model), "vocabulary_size", None)
     if tokenizer is not None and vocab is not None and tokenizer.vocabulary_size() > vocab:
         raise ExportError(f"the tokenizer has {tokenizer.vocabulary_size()} tokens but the "
                           f"model's vocabulary_size is {vocab}; use the preset's own tokenizer")
-    with AtomicDirectory(output, overwrite=overwrite) as tmp:
+    with AtomicDirectory(output, overwrite=overwrite, marker="manifest.json") as tmp:
         if task == "seq2seq_lm":
             from exporter.seq2seq import export_seq2seq
 
@@ -108,7 +117,9 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
         body = {
             "model_type": type(backbone).__module__.split(".")[1],
             "task": task, "class_name": type(model).__name__, "preset": str(preset),
-            "random_weights": bool(random_weights), "config": backbone.get_config(), **body,
+            "random_weights": bool(random_weights),
+            "random_head": bool(getattr(model, "random_head", False)),
+            "config": backbone.get_config(), **body,
             "versions": manifest.versions(opset),
         }
         written = manifest.write(tmp, body)

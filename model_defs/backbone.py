@@ -102,7 +102,12 @@ class Backbone(keras.Model):
     def _from_transformers(cls, directory, load_weights, **kwargs):
         hf_config = P.read_json(directory, "config.json")
         backbone_cls = cls._checked(P.hf_backbone_class(hf_config["model_type"]))
-        backbone = backbone_cls.from_config({**backbone_cls.config_from_hf(hf_config), **kwargs})
+        try:
+            config = backbone_cls.config_from_hf(hf_config)
+        except (KeyError, TypeError, ValueError) as e:
+            raise P.PresetError(f"{directory}/config.json does not fit "
+                                f"{backbone_cls.__name__}: {e}") from None
+        backbone = backbone_cls.from_config({**config, **kwargs})
         if load_weights:
             backbone.load_transformers_weights(directory)
         return backbone

@@ -62,17 +62,36 @@ class AtomicDirectory:
 
     >>> with AtomicDirectory("out") as tmp:
     ...     write_json(tmp, "config.json", {})
+
+    Only a folder of the same kind is ever replaced: an empty one, or one holding `marker`
+    (manifest.json for artifacts, config.json for presets), never the working directory or
+    one of its parents.
     """
 
-    def __init__(self, path, overwrite=True):
+    def __init__(self, path, overwrite=True, marker="config.json"):
         self.path = os.path.abspath(os.fspath(path))
         self.overwrite = overwrite
+        self.marker = marker
+
+    def _check_replaceable(self):
+        if not os.path.exists(self.path):
+            return
+        if not self.overwrite:
+            raise FileExistsError(f"{self.path} exists; pass --overwrite to replace it")
+        cwd = os.path.abspath(os.getcwd())
+        if not os.path.isdir(self.path) or cwd == self.path or cwd.startswith(
+                self.path + os.sep):
+            raise FileExistsError(f"refusing to replace {self.path}: not a folder this "
+                                  "writes, or it holds the working directory")
+        if os.listdir(self.path) and not os.path.isfile(os.path.join(self.path,
+                                                                     self.marker)):
+            raise FileExistsError(f"refusing to replace {self.path}: it is not empty and "
+                                  f"has no {self.marker}; choose another folder")
 
     def __enter__(self):
         parent = os.path.dirname(self.path)
         os.makedirs(parent, exist_ok=True)
-        if os.path.exists(self.path) and not self.overwrite:
-            raise FileExistsError(f"{self.path} exists; pass --overwrite to replace it")
+        self._check_replaceable()
         self.tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(self.path) + "-",
                                     dir=parent)
         return self.tmp

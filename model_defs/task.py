@@ -27,6 +27,8 @@ class Task(keras.Model):
 
     backbone_cls = Backbone
     preprocessor_cls = None
+    # True when from_preset found no head weights for this task (they are random).
+    random_head = False
     task_name = None
     hf_architectures = ()
 
@@ -128,16 +130,20 @@ class Task(keras.Model):
         A keras-hub preset whose `task.json` holds this class (or a subclass) gives its
         head weights; otherwise the head starts from random weights, as in keras-hub.
         Transformers checkpoints give the head when their `architectures` match.
-        `kwargs` go to the task constructor (e.g. `num_classes=2`, `preprocessor=None`).
+        `kwargs` go to the task constructor (e.g. `num_classes=2`, `preprocessor=None`),
+        except `dtype`, which goes to the backbone (every layer computes in it).
         """
         task_cls = cls._task_class(preset, load_weights)
+        backbone_kwargs = {"dtype": kwargs.pop("dtype")} if "dtype" in kwargs else {}
         if not load_weights and P.is_builtin(preset):
-            backbone = task_cls.backbone_cls.from_preset(preset, load_weights=False)
+            backbone = task_cls.backbone_cls.from_preset(preset, load_weights=False,
+                                                         **backbone_kwargs)
             if "preprocessor" not in kwargs:  # (setdefault would try the download anyway)
                 kwargs["preprocessor"] = task_cls._offline_preprocessor(preset)
             return task_cls(backbone=backbone, **kwargs)
         directory = P.resolve(preset)
-        backbone = task_cls.backbone_cls.from_preset(directory, load_weights=load_weights)
+        backbone = task_cls.backbone_cls.from_preset(directory, load_weights=load_weights,
+                                                     **backbone_kwargs)
         if "preprocessor" not in kwargs and task_cls.preprocessor_cls is not None:
             kwargs["preprocessor"] = task_cls.preprocessor_cls.from_preset(directory)
         if P.preset_format(directory) == P.TRANSFORMERS:
@@ -151,10 +157,12 @@ class Task(keras.Model):
             if load_weights:
                 task.load_head_weights(directory)
             return task
-        if load_weights:
+        task = task_cls(backbone=backbone, **kwargs)
+        if load_weights and task.head_model().weights:
             log.warning("%s holds no %s head; it starts from random weights.",
                         preset, task_cls.__name__)
-        return task_cls(backbone=backbone, **kwargs)
+            task.random_head = True  # the exporter records it in the manifest
+        return task
 
     @classmethod
     def _task_class(cls, preset, load_weights=True):
@@ -201,9 +209,10 @@ class Task(keras.Model):
         if load_weights:
             if set(hf_config.get("architectures") or ()) & set(cls.hf_architectures):
                 task.load_transformers_head(directory)
-            else:
+            elif task.head_model().weights:
                 log.warning("%s is not a %s checkpoint; the %s head starts from random "
                             "weights.", directory, "/".join(cls.hf_architectures), cls.__name__)
+                task.random_head = True
         return task
 
     def load_head_weights(self, directory):

@@ -39,7 +39,8 @@ class XLMRobertaMaskedLM(MaskedLM):
 
     @classmethod
     def hf_task_kwargs(cls, hf):
-        return {"head_activation": hf.get("hidden_act", "gelu"),
+        # Transformers' RobertaLMHead always applies exact GELU, whatever hidden_act says.
+        return {"head_activation": "gelu",
                 "head_layer_norm_epsilon": hf.get("layer_norm_eps", 1e-5)}
 
     def hf_head_table(self, names):

@@ -125,3 +125,31 @@ def test_missing_file_preset_cli(keras_hub_presets, tmp_path):
     assert result.returncode == 2
     assert "missing model.weights.h5" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_an_artifact(keras_hub_presets, tmp_path):
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="has no manifest.json"):
+        export_preset(keras_hub_presets["bert"], output=str(precious), overwrite=True)
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_bfloat16_preset_asks_for_a_served_dtype(tmp_path):
+    Backbone.from_preset("bert_tiny_en_uncased", load_weights=False,
+                         dtype="bfloat16").save_to_preset(tmp_path / "p")
+    with pytest.raises(ExportError, match="--dtype float32"):
+        export_preset(str(tmp_path / "p"), output=str(tmp_path / "o"))
+    manifest = export_preset(str(tmp_path / "p"), output=str(tmp_path / "o"), dtype="float32")
+    assert manifest["validation"]["passed"]
+
+
+def test_random_head_is_recorded(keras_hub_presets, tmp_path):
+    """A masked_lm export of a preset without a task.json has a random head: say so."""
+    bare = shutil.copytree(keras_hub_presets["distil_bert"], tmp_path / "p")
+    os.remove(bare / "task.json")
+    manifest = export_preset(str(bare), task="masked_lm", output=str(tmp_path / "o"))
+    assert manifest["random_head"] is True
+    held = export_preset(keras_hub_presets["distil_bert"], output=str(tmp_path / "o2"))
+    assert held["random_head"] is False
