@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from model_defs import preset as P
 from model_defs import preset_io
 
@@ -78,7 +76,3 @@ class Preprocessor:
     @sequence_length.setter
     def sequence_length(self, value):
         self._sequence_length = value
-
-
-def assets_dir(preset_dir):
-    return os.path.join(preset_dir, "assets", "tokenizer")

@@ -15,13 +15,12 @@ class CachedMultiHeadAttention(MultiHeadAttention):
 
     Call args (of `call`, inherited): as `MultiHeadAttention`.
 
-    Methods, all on split heads laid out (batch, num_heads, seq, head_dim):
-        project_query(x) -> q
+    Methods; q, k, v are split heads laid out (batch, num_heads, seq, head_dim):
         project_key_value(x) -> (k, v)
-        attend_with_bias(q, k, v, bias) -> (batch, q_len, hidden), `bias` an additive
-            float tensor broadcastable to (batch, heads, q_len, k_len) or None.
-        and `*_flat` variants on (batch * seq, hidden) rows (`project_qkv_flat` computes
-        q, k and v with one matmul).
+        project_query_flat / project_qkv_flat on (batch * seq, hidden) rows (the latter
+            computes q, k and v with one matmul), the query pre-scaled by 1/sqrt(head_dim).
+        attend_flat(q, k, v, bias) -> (batch * q_len, hidden), `bias` an additive float
+            tensor broadcastable to (batch, heads, q_len, k_len) or None.
 
     Example:
     >>> layer = CachedMultiHeadAttention(num_heads=2, key_dim=4)
@@ -32,11 +31,6 @@ class CachedMultiHeadAttention(MultiHeadAttention):
     >>> tuple(k.shape)
     (1, 2, 3, 4)
     """
-
-    def project_query(self, x):
-        # The 1/sqrt(head_dim) scale is folded into the query, as in the full call.
-        q = self.split_heads(self.query_dense(x))
-        return q * ops.cast(1.0 / math.sqrt(self.key_dim), q.dtype)
 
     def project_key_value(self, x):
         return self.split_heads(self.key_dense(x)), self.split_heads(self.value_dense(x))
@@ -74,19 +68,9 @@ class CachedMultiHeadAttention(MultiHeadAttention):
         return tuple(self.split_heads_flat(t, batch, length) for t in (q, k, v))
 
     def attend_flat(self, q, k, v, bias=None, training=None):
-        """As `attend_with_bias`, returning (batch * q_len, hidden)."""
+        """Attention of pre-scaled q over k, v plus `bias`; (batch * q_len, hidden)."""
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
         if bias is not None:
             scores = scores + ops.cast(bias, scores.dtype)
         probs = self.dropout_layer(ops.softmax(scores, axis=-1), training=training)
         return self.output_dense(self.merge_heads_flat(ops.matmul(probs, v)))
-
-    def attend_with_bias(self, q, k, v, bias=None, training=None):
-        # (batch, heads, q, head_dim) x (batch, heads, head_dim, k) -> (batch, heads, q, k)
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
-        if bias is not None:
-            scores = scores + ops.cast(bias, scores.dtype)
-        probs = ops.softmax(scores, axis=-1)
-        probs = self.dropout_layer(probs, training=training)
-        context = ops.matmul(probs, v)  # (batch, heads, q, head_dim)
-        return self.output_dense(self.merge_heads(context))
