@@ -54,6 +54,24 @@ class Artifact:
         self._sessions = {}
         self._tokenizer = None
 
+    @classmethod
+    def open(cls, artifact, task, command, device="cpu", threads=None):
+        """`artifact` (an Artifact or its folder) checked to hold `task`, for `command`."""
+        if not isinstance(artifact, Artifact):
+            artifact = cls(artifact, device, threads=threads)
+        if artifact.task != task:
+            raise ArtifactError(f"{command} needs a {task} artifact; {artifact.folder} is "
+                                f"{artifact.task!r}")
+        return artifact
+
+    def text_packer(self):
+        """A `TextPacker` packing texts as the exported model's preprocessor does."""
+        from runtime.text_inputs import TextPacker
+
+        spec = self.tokenizer_spec or {}
+        return TextPacker(self.tokenizer, spec.get("packing"),
+                          self.config.get("max_sequence_length"))
+
     def _verify(self, mode):
         from runtime.hashing import sha256
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.artifact import Artifact, ArtifactError
-from runtime.text_inputs import TextPacker
+from runtime.artifact import Artifact
 
 
 def softmax(x, axis=-1):
@@ -31,20 +30,14 @@ class Classifier:
     """
 
     def __init__(self, artifact, device="cpu", labels=None):
-        self.artifact = artifact if isinstance(artifact, Artifact) else Artifact(artifact,
-                                                                                 device)
-        if self.artifact.task != "text_classifier":
-            raise ArtifactError(f"classify needs a text_classifier artifact; this one is "
-                                f"{self.artifact.task!r}")
+        self.artifact = Artifact.open(artifact, "text_classifier", "classify", device)
         head = self.artifact.manifest.get("classifier") or {}
         self.activation = head.get("activation") or "linear"
         self.labels = list(labels) if labels is not None else None
         num_classes = head.get("num_classes")
         if self.labels is not None and num_classes and len(self.labels) != num_classes:
             raise ValueError(f"{len(self.labels)} labels for {num_classes} classes")
-        spec = self.artifact.tokenizer_spec or {}
-        self.packer = TextPacker(self.artifact.tokenizer, spec.get("packing"),
-                                 self.artifact.config.get("max_sequence_length"))
+        self.packer = self.artifact.text_packer()
 
     def logits(self, texts, pairs=None):
         """The graph's output (batch, num_classes): logits, or probabilities when the

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.artifact import Artifact, ArtifactError
-from runtime.text_inputs import TextPacker, mean_pool
+from runtime.artifact import Artifact
+from runtime.text_inputs import mean_pool
 
 
 class Encoder:
@@ -26,19 +26,13 @@ class Encoder:
     """
 
     def __init__(self, artifact, device="cpu"):
-        self.artifact = artifact if isinstance(artifact, Artifact) else Artifact(artifact,
-                                                                                 device)
-        if self.artifact.task != "backbone":
-            raise ArtifactError(f"encode needs a backbone artifact; this one is "
-                                f"{self.artifact.task!r}")
+        self.artifact = Artifact.open(artifact, "backbone", "encode", device)
         self._packer = None
 
     @property
     def packer(self):
         if self._packer is None:
-            spec = self.artifact.tokenizer_spec or {}
-            self._packer = TextPacker(self.artifact.tokenizer, spec.get("packing"),
-                                      self.artifact.config.get("max_sequence_length"))
+            self._packer = self.artifact.text_packer()
         return self._packer
 
     def feeds(self, texts=None, token_ids=None, padding_mask=None):

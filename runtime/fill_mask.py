@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.artifact import Artifact, ArtifactError
-from runtime.text_inputs import TextPacker
+from runtime.artifact import Artifact
 
 
 class FillMask:
@@ -25,15 +24,9 @@ class FillMask:
     """
 
     def __init__(self, artifact, device="cpu"):
-        self.artifact = artifact if isinstance(artifact, Artifact) else Artifact(artifact,
-                                                                                 device)
-        if self.artifact.task != "masked_lm":
-            raise ArtifactError(f"fill-mask needs a masked_lm artifact; this one is "
-                                f"{self.artifact.task!r}")
-        spec = self.artifact.tokenizer_spec or {}
-        self.packer = TextPacker(self.artifact.tokenizer, spec.get("packing"),
-                                 self.artifact.config.get("max_sequence_length"))
-        self.mask_id = spec["packing"]["mask_token_id"]
+        self.artifact = Artifact.open(artifact, "masked_lm", "fill-mask", device)
+        self.packer = self.artifact.text_packer()
+        self.mask_id = self.packer.packing["mask_token_id"]
 
     def __call__(self, texts, top_k=5):
         """For each text, for each mask in it: `top_k` dicts of token, token_id, score."""

@@ -72,12 +72,8 @@ class Generator:
     """
 
     def __init__(self, artifact, device="cpu", threads=None):
-        self.artifact = (artifact if isinstance(artifact, Artifact)
-                         else Artifact(artifact, device, threads=threads))
+        self.artifact = Artifact.open(artifact, "seq2seq_lm", "generate", device, threads)
         manifest = self.artifact.manifest
-        if self.artifact.task != "seq2seq_lm":
-            raise ArtifactError(f"generate needs a seq2seq_lm artifact; "
-                                f"{self.artifact.folder} is {self.artifact.task!r}")
         graphs = manifest.get("graphs", {})
         missing = [f"{name} ({file})" for name, file in GRAPHS.items() if name not in graphs]
         if missing:

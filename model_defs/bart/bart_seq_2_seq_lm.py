@@ -15,6 +15,7 @@ from model_defs.layers.transformer_decoder import causal_bias, padding_bias
 from model_defs.preset import register
 from model_defs.task import Task
 from model_defs.weights import Entry
+from runtime.generator import output_mask  # one definition, shared with serving
 
 log = logging.getLogger(__name__)
 
@@ -278,17 +279,6 @@ class BartSeq2SeqLM(Task):
             path = os.path.join(preset_dir, "task.weights.h5")
             if os.path.exists(path):
                 os.remove(path)
-
-
-def output_mask(tokens, prompt_mask, stop_token_ids):
-    """keras-hub's output padding mask: False after each row's first stop token that is
-    not part of its prompt; all True without stop tokens."""
-    if stop_token_ids is None:
-        return np.ones(tokens.shape, bool)
-    end = np.isin(tokens, np.asarray(list(stop_token_ids))) & ~prompt_mask
-    end = end.astype("int32")
-    overflow = np.cumsum(end, axis=-1) - end
-    return ~overflow.astype(bool)
 
 
 def _numpy(kv_list):
