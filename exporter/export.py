@@ -84,8 +84,9 @@ def tokenizer_of(model, preset):
 
 
 def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
-                  random_weights=False, dtype=None, opset=convert.OPSET):
-    """Export `preset` to `output` (default artifacts/<name>) and return the manifest."""
+                  random_weights=False, dtype=None, opset=convert.OPSET, preset_label=None):
+    """Export `preset` to `output` (default artifacts/<name>) and return the manifest.
+    `preset_label` names the source in the manifest when `preset` is a temporary folder."""
     start = time.perf_counter()
     atol = float16.default_atol(dtype) if atol is None else atol  # float16: looser
     output = output or default_output(preset)
@@ -116,7 +117,8 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
         backbone = backbone_of(model)
         body = {
             "model_type": type(backbone).__module__.split(".")[1],
-            "task": task, "class_name": type(model).__name__, "preset": str(preset),
+            "task": task, "class_name": type(model).__name__,
+            "preset": preset_label or str(preset),
             "random_weights": bool(random_weights),
             "random_head": bool(getattr(model, "random_head", False)),
             "config": backbone.get_config(), **body,

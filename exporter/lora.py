@@ -8,7 +8,6 @@ keras-hub-format preset that `save_to_preset` writes with the merged kernels.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 
@@ -44,14 +43,7 @@ def export_model(model, output, task=None, overwrite=False, **kwargs):
     with tempfile.TemporaryDirectory(prefix="hubonnx-export-") as tmp:
         preset = os.path.join(tmp, "preset")
         model.save_to_preset(preset)  # LoRA merged into the kernels here
-        result = export_preset(preset, task=task, output=output, overwrite=overwrite,
-                               **kwargs)
-    # The temporary preset is gone: name the model instead.
-    result["preset"] = f"in-memory {type(model).__name__} ({model.name})"
-    path = os.path.join(output, "manifest.json")
-    with open(path, encoding="utf-8") as f:
-        stored = json.load(f)
-    stored["preset"] = result["preset"]
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(stored, f, indent=2)
-    return result
+        # The temporary preset will be gone: the manifest names the model instead.
+        return export_preset(preset, task=task, output=output, overwrite=overwrite,
+                             preset_label=f"in-memory {type(model).__name__} ({model.name})",
+                             **kwargs)
