@@ -216,6 +216,8 @@ class Task(keras.Model):
         return task
 
     def load_head_weights(self, directory):
+        if not self.keras_hub_head_table():
+            return  # nothing of its own to load (e.g. BART's head is the tied embedding)
         reader = H5Reader(P.require_file(directory, "task.weights.h5"))
         try:
             apply_table(self.head_model(), self.keras_hub_head_table(), reader,
@@ -251,8 +253,9 @@ class Task(keras.Model):
             if self.preprocessor is not None:
                 self.preprocessor.save_to_preset(tmp)
             preset_io.write_json(tmp, "task.json", preset_io.serialize(self, self.get_config()))
-            write_h5(os.path.join(tmp, "task.weights.h5"), self.head_model(),
-                     self.keras_hub_head_table())
+            table = self.keras_hub_head_table()
+            if table:  # as keras-hub: no task.weights.h5 for a task without weights
+                write_h5(os.path.join(tmp, "task.weights.h5"), self.head_model(), table)
             preset_io.write_json(tmp, "metadata.json",
                                  preset_io.metadata(self.backbone, [type(self).__name__]))
 

@@ -1,7 +1,6 @@
 """BART sequence-to-sequence language model with a KV-cached generate loop."""
 
 import logging
-import os
 
 import keras
 import numpy as np
@@ -268,17 +267,6 @@ class BartSeq2SeqLM(Task):
             return []
         vocab = self.backbone.vocabulary_size
         return [Entry("final_logits_bias", "lm_head/bias", (1, vocab))]
-
-    def load_head_weights(self, directory):
-        if self.use_logits_bias:
-            super().load_head_weights(directory)
-
-    def save_to_preset(self, preset_dir):
-        super().save_to_preset(preset_dir)
-        if not self.use_logits_bias:  # as keras-hub: no task.weights.h5 without head weights
-            path = os.path.join(preset_dir, "task.weights.h5")
-            if os.path.exists(path):
-                os.remove(path)
 
 
 def _numpy(kv_list):
