@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import numpy as np
 
@@ -52,6 +53,7 @@ class Artifact:
             raise ArtifactError(f"{path} lacks {', '.join(missing)}; re-export the artifact")
         self._verify(verify)
         self._sessions = {}
+        self._lock = threading.Lock()  # a server's threads may ask for a graph at once
         self._tokenizer = None
 
     @classmethod
@@ -119,10 +121,11 @@ class Artifact:
         return graphs[name]
 
     def session(self, name="model"):
-        if name not in self._sessions:
-            path = os.path.join(self.folder, self.graph(name)["file"])
-            self._sessions[name] = make_session(path, self.device, self.threads)
-        return self._sessions[name]
+        with self._lock:
+            if name not in self._sessions:
+                path = os.path.join(self.folder, self.graph(name)["file"])
+                self._sessions[name] = make_session(path, self.device, self.threads)
+            return self._sessions[name]
 
     # -- running -------------------------------------------------------------------------
     def check_token_ids(self, feeds):
