@@ -105,3 +105,16 @@ def hf_encoder_layer(src, dst, names):
     for part in ("ln1", "ln2"):
         rows += hf_layer_norm(f"{src}.{names[part]}", f"{dst}/{_OURS[part]}")
     return rows
+
+
+def hf_token_and_position(prefix, num_layers, layers, names):
+    """Rows shared by Transformers' BERT, DistilBERT and XLM-R checkpoints: word and
+    position embeddings, their LayerNorm, and the `{prefix}{layers}.{i}` encoder layers
+    (e.g. layers="encoder.layer", names=HF_BERT_LAYER)."""
+    p = prefix
+    rows = [Entry(f"{p}embeddings.word_embeddings.weight", "token_embedding/embeddings"),
+            Entry(f"{p}embeddings.position_embeddings.weight", "position_embedding/embeddings"),
+            *hf_layer_norm(f"{p}embeddings.LayerNorm", "embeddings_layer_norm")]
+    for i in range(num_layers):
+        rows += hf_encoder_layer(f"{p}{layers}.{i}", f"transformer_layer_{i}", names)
+    return rows

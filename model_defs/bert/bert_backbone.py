@@ -132,20 +132,14 @@ class BertBackbone(Backbone):
 
     def hf_weight_table(self, prefix, names):
         p = prefix
-        rows = [
-            Entry(f"{p}embeddings.word_embeddings.weight", "token_embedding/embeddings"),
-            Entry(f"{p}embeddings.position_embeddings.weight", "position_embedding/embeddings"),
+        return [
+            *T.hf_token_and_position(p, self.num_layers, "encoder.layer", T.HF_BERT_LAYER),
             Entry(f"{p}embeddings.token_type_embeddings.weight",
                   "segment_embedding/embeddings"),
-            *T.hf_layer_norm(f"{p}embeddings.LayerNorm", "embeddings_layer_norm"),
             # BertForMaskedLM checkpoints carry no pooler: it keeps its initial weights.
             Entry(f"{p}pooler.dense.weight", "pooled_dense/kernel", "transpose", optional=True),
             Entry(f"{p}pooler.dense.bias", "pooled_dense/bias", optional=True),
         ]
-        for i in range(self.num_layers):
-            rows += T.hf_encoder_layer(f"{p}encoder.layer.{i}", f"transformer_layer_{i}",
-                                       T.HF_BERT_LAYER)
-        return rows
 
     @classmethod
     def config_from_hf(cls, hf):

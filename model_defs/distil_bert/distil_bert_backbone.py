@@ -7,7 +7,6 @@ from model_defs.backbone import Backbone
 from model_defs.layers.position_embedding import PositionEmbedding
 from model_defs.layers.transformer_encoder import TransformerEncoder
 from model_defs.preset import register
-from model_defs.weights import Entry
 
 LAYER_NORM_EPSILON = 1e-12
 
@@ -91,16 +90,8 @@ class DistilBertBackbone(Backbone):
         return T.keras_hub_token_and_position(self.num_layers, self.hidden_dim, self.num_heads)
 
     def hf_weight_table(self, prefix, names):
-        p = prefix
-        rows = [
-            Entry(f"{p}embeddings.word_embeddings.weight", "token_embedding/embeddings"),
-            Entry(f"{p}embeddings.position_embeddings.weight", "position_embedding/embeddings"),
-            *T.hf_layer_norm(f"{p}embeddings.LayerNorm", "embeddings_layer_norm"),
-        ]
-        for i in range(self.num_layers):
-            rows += T.hf_encoder_layer(f"{p}transformer.layer.{i}", f"transformer_layer_{i}",
+        return T.hf_token_and_position(prefix, self.num_layers, "transformer.layer",
                                        T.HF_DISTILBERT_LAYER)
-        return rows
 
     @classmethod
     def config_from_hf(cls, hf):

@@ -9,7 +9,7 @@ from model_defs.backbone import Backbone, hf_prefix
 from model_defs.layers.position_embedding import PositionEmbedding
 from model_defs.layers.transformer_encoder import TransformerEncoder
 from model_defs.preset import register
-from model_defs.weights import Entry, SafetensorsReader, WeightMapError, apply_table
+from model_defs.weights import SafetensorsReader, WeightMapError, apply_table
 
 DEFAULT_ACTIVATION = "gelu"  # exact GELU, in keras-hub and in Transformers checkpoints
 DEFAULT_EPSILON = 1e-5
@@ -132,17 +132,9 @@ class XLMRobertaBackbone(Backbone):
         return T.keras_hub_token_and_position(self.num_layers, self.hidden_dim, self.num_heads)
 
     def hf_weight_table(self, prefix, names):
-        p = prefix
-        rows = [
-            Entry(f"{p}embeddings.word_embeddings.weight", "token_embedding/embeddings"),
-            # Served by _TokenTypeFolded: the position rows plus token type 0's vector.
-            Entry(f"{p}embeddings.position_embeddings.weight", "position_embedding/embeddings"),
-            *T.hf_layer_norm(f"{p}embeddings.LayerNorm", "embeddings_layer_norm"),
-        ]
-        for i in range(self.num_layers):
-            rows += T.hf_encoder_layer(f"{p}encoder.layer.{i}", f"transformer_layer_{i}",
+        # The position rows are served by _TokenTypeFolded (plus token type 0's vector).
+        return T.hf_token_and_position(prefix, self.num_layers, "encoder.layer",
                                        T.HF_BERT_LAYER)
-        return rows
 
     def load_transformers_weights(self, directory, ignore_unused=()):
         """Transformers XLM-R adds `token_type_embeddings[0]` to every token (its token type
