@@ -49,8 +49,11 @@ class Preprocessor:
     @classmethod
     def from_preset(cls, preset, **kwargs):
         """The preprocessor of a preset: `preprocessor.json` if it holds one of this class,
-        else this class around the preset's tokenizer (keras-hub's behaviour)."""
+        else this class around the preset's tokenizer (keras-hub's behaviour). On a base
+        class (`Preprocessor`, `MaskedLMPreprocessor`) the concrete class is the one
+        preprocessor.json names, or the one the preset's backbone has."""
         directory = P.resolve(preset)
+        cls = cls._concrete_class(directory, preset)
         if P.preset_format(directory) == P.TRANSFORMERS:
             tokenizer = cls.tokenizer_cls.from_transformers(directory)
             return cls(tokenizer, **kwargs)
@@ -64,10 +67,39 @@ class Preprocessor:
                 config = {k: v for k, v in stored["config"].items() if k in cls.config_keys}
         return cls(tokenizer, **{**config, **kwargs})
 
+    @classmethod
+    def _concrete_class(cls, directory, preset):
+        if cls.tokenizer_cls is not None:
+            return cls
+        if P.preset_format(directory) == P.KERAS_HUB:
+            stored = P.read_json(directory, "preprocessor.json", required=False)
+            if stored is not None:
+                found = P.class_for(stored.get("registered_name") or stored["class_name"])
+                if issubclass(found, cls):
+                    return found
+        backbone_cls = P.backbone_class(directory)
+        found = sorted({t.preprocessor_cls for t in P.task_classes(backbone_cls)
+                        if t.preprocessor_cls is not None
+                        and issubclass(t.preprocessor_cls, cls)}, key=lambda c: c.__name__)
+        if len(found) == 1:
+            return found[0]
+        names = ", ".join(c.__name__ for c in found)
+        if found:
+            raise P.PresetError(f"preset {preset} holds no preprocessor.json and its "
+                                f"{backbone_cls.__name__} has several ({names}); call "
+                                "from_preset on one of them")
+        raise P.PresetError(f"preset {preset} holds a {backbone_cls.__name__}, which has no "
+                            f"{cls.__name__}")
+
     def save_to_preset(self, preset_dir):
-        preset_io.write_json(preset_dir, "preprocessor.json",
+        """Write preprocessor.json and the tokenizer's files into `preset_dir`."""
+        with preset_io.preset_folder(preset_dir) as tmp:
+            self.write_preset_files(tmp)
+
+    def write_preset_files(self, directory):
+        preset_io.write_json(directory, "preprocessor.json",
                              preset_io.serialize(self, self.get_config()))
-        self.tokenizer.save_to_preset(preset_dir)
+        self.tokenizer.write_preset_files(directory)
 
     @property
     def sequence_length(self):

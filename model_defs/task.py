@@ -10,7 +10,7 @@ import keras
 
 from model_defs import preset as P
 from model_defs import preset_io, task_data
-from model_defs.backbone import Backbone, hf_prefix
+from model_defs.backbone import Backbone, classproperty, hf_prefix
 from model_defs.weights import H5Reader, SafetensorsReader, apply_table, write_h5
 
 log = logging.getLogger(__name__)
@@ -151,9 +151,12 @@ class Task(keras.Model):
         stored = P.read_json(directory, "task.json", required=False)
         stored_cls = _stored_class(stored)
         if stored_cls is not None and issubclass(stored_cls, task_cls):
+            where = os.path.join(directory, "task.json")
+            P.envelope_class(stored, where)  # checks that its "config" is an object
             head_config = {k: v for k, v in stored["config"].items()
                            if k not in ("backbone", "preprocessor")}
-            task = stored_cls(backbone=backbone, **{**head_config, **kwargs})
+            with P.reading(where):  # e.g. a Lambda activation Keras' safe mode refuses
+                task = stored_cls(backbone=backbone, **{**head_config, **kwargs})
             if load_weights:
                 task.load_head_weights(directory)
             return task
@@ -164,27 +167,39 @@ class Task(keras.Model):
             task.random_head = True  # the exporter records it in the manifest
         return task
 
+    @classproperty
+    def presets(cls):
+        """Built-in presets this task class can load, name -> metadata: those of its
+        backbone (for a base class like `MaskedLM`, of every backbone it has a task for)."""
+        backbones = {c.backbone_cls for c in _concrete_subclasses(cls)}
+        return {name: entry["metadata"] for name, entry in P.builtin_presets().items()
+                if entry["cls"] in backbones}
+
     @classmethod
     def _task_class(cls, preset, load_weights=True):
-        """For a generic class (`TextClassifier.from_preset`), the concrete class: the one
-        the preset's task.json holds if it is one, else the subclass for the preset's
-        backbone (as keras-hub does); a concrete class is returned as is."""
+        """For a base class (`Seq2SeqLM.from_preset`), the concrete class: the task the
+        preset holds if it is one, else the one subclass for the preset's backbone (as
+        keras-hub does); a concrete class is returned as is. Anything else is refused in
+        one line naming what the preset holds."""
         if cls.backbone_cls is not Backbone:
             return cls
+        held = None
         if load_weights or not P.is_builtin(preset):
-            directory = P.resolve(preset)
-            if P.preset_format(directory) == P.KERAS_HUB:
-                stored_cls = _stored_class(P.read_json(directory, "task.json",
-                                                       required=False))
-                if stored_cls is not None and issubclass(stored_cls, cls):
-                    return stored_cls
-        found = None
-        if cls.task_name is not None:
-            found = P.task_class(P.backbone_class(preset), cls.task_name)
-        if found is None or not issubclass(found, cls):
-            raise P.PresetError(f"preset {preset} holds no {cls.__name__}; "
-                                "use a concrete task class")
-        return found
+            held = _held_task_class(P.resolve(preset))
+            if held is not None and issubclass(held, cls):
+                return held
+        backbone_cls = P.backbone_class(preset)
+        found = P.task_classes(backbone_cls, cls)
+        if len(found) == 1:
+            return found[0]
+        names = ", ".join(c.__name__ for c in found)
+        if found:
+            raise P.PresetError(f"preset {preset} holds a bare {backbone_cls.__name__}, which "
+                                f"{names} can all wrap; call from_preset on one of them")
+        tasks = ", ".join(c.__name__ for c in P.task_classes(backbone_cls)) or "none"
+        raise P.PresetError(f"preset {preset} holds a {(held or backbone_cls).__name__}, which "
+                            f"is not a {cls.__name__} (tasks for {backbone_cls.__name__}: "
+                            f"{tasks})")
 
     @classmethod
     def _offline_preprocessor(cls, preset):
@@ -248,10 +263,10 @@ class Task(keras.Model):
     def save_to_preset(self, preset_dir):
         """Write the backbone, preprocessor, task.json and task.weights.h5 (keras-hub
         format) atomically."""
-        with preset_io.AtomicDirectory(preset_dir) as tmp:
+        with preset_io.preset_folder(preset_dir) as tmp:
             self.backbone.write_preset_files(tmp)
             if self.preprocessor is not None:
-                self.preprocessor.save_to_preset(tmp)
+                self.preprocessor.write_preset_files(tmp)
             preset_io.write_json(tmp, "task.json", preset_io.serialize(self, self.get_config()))
             table = self.keras_hub_head_table()
             if table:  # as keras-hub: no task.weights.h5 for a task without weights
@@ -283,6 +298,25 @@ def _stored_class(stored):
         return P.class_for(stored.get("registered_name") or stored["class_name"])
     except P.PresetError:
         return None
+
+
+def _held_task_class(directory):
+    """The task class a resolved preset holds: keras-hub's task.json, or the task whose
+    Transformers `architectures` the checkpoint names; None for a bare backbone."""
+    if P.preset_format(directory) == P.KERAS_HUB:
+        return _stored_class(P.read_json(directory, "task.json", required=False))
+    archs = set(P.read_json(directory, "config.json").get("architectures") or ())
+    for task_cls in P.task_classes(P.backbone_class(directory)):
+        if archs & set(task_cls.hf_architectures):
+            return task_cls
+    return None
+
+
+def _concrete_subclasses(cls):
+    """`cls` and the registered task classes below it that are built on a real backbone."""
+    if cls.backbone_cls is not Backbone:
+        return [cls]
+    return [c for c in P.task_classes(None, cls) if c.backbone_cls is not Backbone]
 
 
 class _Variables:

@@ -152,8 +152,9 @@ def prepare(task, x, y=None, sample_weight=None, batch_size=None, shuffle=False)
     """(x, y, sample_weight, batch_size) for keras: raw text becomes batches preprocessed
     by `task.preprocessor`; anything else passes through unchanged."""
     preprocessor = getattr(task, "preprocessor", None)
-    if preprocessor is None:
-        return x, y, sample_weight, batch_size
+    if preprocessor is None or not (is_raw_text(x) or is_tf_dataset(x)):
+        # Integer data: keras takes arrays, not Python lists (`y=[[3, 5]] * 2`).
+        return _arrays(x), _arrays(y), _arrays(sample_weight), batch_size
     if is_tf_dataset(x):
         spec = x.element_spec
         first = spec[0] if isinstance(spec, tuple) else spec
@@ -161,11 +162,18 @@ def prepare(task, x, y=None, sample_weight=None, batch_size=None, shuffle=False)
         if getattr(first, "dtype", None) is not None and first.dtype.name == "string":
             return map_tf_dataset(x, preprocessor), None, None, None
         return x, y, sample_weight, batch_size
-    if not is_raw_text(x):
-        return x, y, sample_weight, batch_size
     data = PreprocessedBatches(preprocessor, x, y, sample_weight, batch_size=batch_size or 32,
                                shuffle=shuffle)
     return data, None, None, None
+
+
+def _arrays(data):
+    """Python lists (also as dict values) -> numpy arrays; anything else unchanged."""
+    if isinstance(data, list):
+        return np.asarray(data)
+    if isinstance(data, dict):
+        return {k: np.asarray(v) if isinstance(v, list) else v for k, v in data.items()}
+    return data
 
 
 def split_validation(x, y, sample_weight, validation_split):

@@ -7,6 +7,7 @@ plus `assets/tokenizer/...` as keras-hub does.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -15,6 +16,7 @@ from model_defs import preset as P
 from model_defs import preset_io
 
 ASSETS_DIR = os.path.join("assets", "tokenizer")
+log = logging.getLogger(__name__)
 
 
 class Tokenizer:
@@ -113,15 +115,41 @@ class Tokenizer:
         files of a Transformers checkpoint)."""
         directory = P.resolve(preset)
         if P.preset_format(directory) == P.TRANSFORMERS:
-            return cls.from_transformers(directory, **kwargs)
+            return cls._transformers_reader(directory, preset).from_transformers(directory,
+                                                                                 **kwargs)
+        where = os.path.join(directory, "tokenizer.json")
         envelope = P.read_json(directory, "tokenizer.json")
-        found = P.class_for(envelope.get("registered_name") or envelope["class_name"])
-        if not issubclass(found, cls):
-            raise P.PresetError(f"the preset's tokenizer is a {found.__name__}, "
-                                f"not a {cls.__name__}")
-        config = {**envelope["config"], **kwargs}
+        found = P.envelope_class(envelope, where, base=cls)
+        config = {**found._known_keys(envelope["config"], where), **kwargs}
         config["vocabulary"] = found.read_assets(os.path.join(directory, ASSETS_DIR))
-        return found.from_config(config)
+        with P.reading(where):
+            return found.from_config(config)
+
+    @classmethod
+    def _known_keys(cls, config, where):
+        # As for backbones: keys the constructor does not take are dropped with a warning.
+        known = {"name", "trainable", "dtype", "config_file", "sequence_length",
+                 "vocabulary", *cls.config_keys}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            log.warning("%s: ignoring keys %s, which %s does not take", where, unknown,
+                        cls.__name__)
+        return {k: v for k, v in config.items() if k in known}
+
+    @classmethod
+    def _transformers_reader(cls, directory, preset):
+        """The class that reads a Transformers checkpoint's tokenizer: `cls` itself, or for
+        the base `Tokenizer` the one tokenizer class of the checkpoint's backbone."""
+        if cls.from_transformers.__func__ is not Tokenizer.from_transformers.__func__:
+            return cls
+        backbone_cls = P.backbone_class(directory)
+        found = {t.preprocessor_cls.tokenizer_cls for t in P.task_classes(backbone_cls)
+                 if t.preprocessor_cls is not None}
+        found = sorted((c for c in found if issubclass(c, cls)), key=lambda c: c.__name__)
+        if len(found) != 1:
+            raise P.PresetError(f"preset {preset} holds a {backbone_cls.__name__}, whose "
+                                f"tokenizer is not a {cls.__name__}")
+        return found[0]
 
     @classmethod
     def read_assets(cls, folder):
@@ -134,9 +162,14 @@ class Tokenizer:
         raise NotImplementedError(f"{cls.__name__} cannot read Transformers tokenizers")
 
     def save_to_preset(self, preset_dir):
-        preset_io.write_json(preset_dir, "tokenizer.json",
+        """Write tokenizer.json and the assets into `preset_dir`."""
+        with preset_io.preset_folder(preset_dir) as tmp:
+            self.write_preset_files(tmp)
+
+    def write_preset_files(self, directory):
+        preset_io.write_json(directory, "tokenizer.json",
                              preset_io.serialize(self, self.get_config()))
-        assets = os.path.join(preset_dir, ASSETS_DIR)
+        assets = os.path.join(directory, ASSETS_DIR)
         os.makedirs(assets, exist_ok=True)
         self.save_assets(assets)
 

@@ -6,13 +6,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from model_defs import samplers
 from model_defs.bart.bart_backbone import BartBackbone
 from model_defs.bart.bart_seq_2_seq_lm_preprocessor import BartSeq2SeqLMPreprocessor
 from model_defs.layers.tied_lm_head import TiedLMHead
 from model_defs.layers.transformer_decoder import causal_bias, padding_bias
 from model_defs.preset import register
-from model_defs.task import Task
+from model_defs.seq2seq_lm import Seq2SeqLM
 from model_defs.weights import Entry
 from runtime.generator import output_mask  # one definition, shared with serving
 
@@ -20,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 @register
-class BartSeq2SeqLM(Task):
+class BartSeq2SeqLM(Seq2SeqLM):
     """BART with a language-model head tied to the token embedding, and `generate()`.
 
     Args:
@@ -44,6 +43,7 @@ class BartSeq2SeqLM(Task):
     bart_lm.compile(sampler="greedy")
     bart_lm.generate("The quick brown fox", max_length=30)
     bart_lm.generate(["The quick brown fox", "The whale"], max_length=30)
+    bart_lm.generate({"encoder_text": "The quick brown fox", "decoder_text": "The"})
     ```
     """
 
@@ -68,7 +68,6 @@ class BartSeq2SeqLM(Task):
             for key in ("encoder_sequence_length", "decoder_sequence_length"):
                 if (getattr(preprocessor, key) or 0) > limit:
                     setattr(preprocessor, key, limit)
-        self.sampler = samplers.get("top_k")
         self._generate_functions = None
 
     def get_config(self):
@@ -76,21 +75,6 @@ class BartSeq2SeqLM(Task):
         if self.use_logits_bias:  # only then, so keras-hub reads our presets
             config["use_logits_bias"] = True
         return config
-
-    def compile(self, optimizer="auto", loss="auto", *, weighted_metrics="auto",
-                sampler="top_k", **kwargs):
-        """keras-hub's defaults (Adam(2e-5), sparse cross-entropy on logits, weighted
-        accuracy) plus the `sampler` used by `generate`: a name ("greedy", "top_k",
-        "top_p", "random", "beam"), a config dict or a `model_defs.samplers.Sampler`."""
-        if optimizer == "auto":
-            optimizer = keras.optimizers.Adam(2e-5)
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if weighted_metrics == "auto":
-            weighted_metrics = [keras.metrics.SparseCategoricalAccuracy()]
-        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics,
-                        **kwargs)
-        self.sampler = samplers.get(sampler)
 
     # -- training on raw text ------------------------------------------------------------
     def _pack_text(self, x, y, sample_weight):
@@ -157,42 +141,16 @@ class BartSeq2SeqLM(Task):
         logits = self.lm_head(x)  # (batch * n, vocab)
         return ops.reshape(logits, (batch, n, self.backbone.vocabulary_size)), present
 
-    # -- generation ------------------------------------------------------------------
-    def generate(self, inputs, max_length=None, stop_token_ids="auto"):
-        """Generate text (or ids) for `inputs`.
-
-        Args:
-            inputs: with a preprocessor, a string, a list of strings, or a dict with
-                "encoder_text" and "decoder_text" (a decoder prompt); without one, a dict
-                of int arrays `encoder_token_ids`, `encoder_padding_mask`,
-                `decoder_token_ids` (padded to the length to generate) and
-                `decoder_padding_mask` (1 on the prompt).
-            max_length: decoder length to generate to (default: the preprocessor's
-                `decoder_sequence_length`); ignored without a preprocessor.
-            stop_token_ids: "auto" (the end token `</s>`), None (run to max_length) or a
-                list of ids; a row stops at its first stop token after its prompt.
-
-        Returns strings (one for a string input), or without a preprocessor a dict with
-        `decoder_token_ids` and `decoder_padding_mask` (False after the stop token).
-        """
-        if self.preprocessor is None and stop_token_ids == "auto":
-            raise ValueError(
-                'stop_token_ids="auto" needs a preprocessor; pass stop_token_ids=None to '
-                "generate up to max_length, or a list of stop ids")
-        if stop_token_ids == "auto":
-            stop_token_ids = [self.preprocessor.tokenizer.end_token_id]
-        if self.preprocessor is None:
-            x = {k: np.asarray(v, "int32") for k, v in inputs.items()}
-            return self.generate_ids(x, stop_token_ids)
-        scalar = isinstance(inputs, (str, bytes)) or (
-            isinstance(inputs, dict) and isinstance(inputs.get("encoder_text"), (str, bytes)))
-        x = self.preprocessor.generate_preprocess(inputs, sequence_length=max_length)
-        out = self.generate_ids(x, stop_token_ids)
-        texts = self.preprocessor.generate_postprocess(out)
-        return texts[0] if scalar else texts
+    # -- generation (the driver, `generate`, is Seq2SeqLM's) ----------------------------
+    def generate_step(self, inputs, stop_token_ids=None):
+        """One batch of packed ids -> generated ids (see `generate_ids`)."""
+        return self.generate_ids(inputs, stop_token_ids)
 
     def generate_ids(self, x, stop_token_ids=None):
-        """The token-level loop on packed int inputs (see `generate`)."""
+        """The token-level loop on packed int inputs: `encoder_token_ids`,
+        `encoder_padding_mask`, `decoder_token_ids` (padded to the length to generate) and
+        `decoder_padding_mask` (1 on the prompt, which starts with `</s>`). Returns
+        `decoder_token_ids` and `decoder_padding_mask` (False after the stop token)."""
         enc_ids = np.asarray(x["encoder_token_ids"], "int32")
         enc_mask = np.asarray(x["encoder_padding_mask"], "int32")
         prompt = np.asarray(x["decoder_token_ids"], "int32")

@@ -1,0 +1,142 @@
+"""`CausalLM`: base of the generative language models, with keras-hub's `compile(sampler=)`
+and `generate()`.
+
+The generate driver lives here once: inputs are normalised into batches (a
+`tf.data.Dataset` is generated batch by batch), each batch is preprocessed, handed to the
+model's `generate_step`, postprocessed, and the outputs are concatenated. A model only
+provides `generate_step` (its decode loop on one batch of packed ids). No decoder-only model
+is implemented yet (GPT-2 and Gemma belong to another issue), so `CausalLM.from_preset`
+returns a `Seq2SeqLM` for a BART preset (keras-hub's `Seq2SeqLM` is a `CausalLM`) and
+refuses any other preset in one line.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from model_defs import samplers, task_data
+from model_defs.task import Task
+
+
+class CausalLM(Task):
+    """Base class of the generative tasks.
+
+    Subclasses implement `generate_step(inputs, stop_token_ids)`: one batch of the
+    preprocessor's `generate_preprocess` output (or, without a preprocessor, of the
+    model's integer inputs) -> a dict of generated ids for `generate_postprocess`.
+
+    Example:
+    ```python
+    lm = CausalLM.from_preset("bart_base_en")  # a BartSeq2SeqLM, as in keras-hub
+    lm.compile(sampler="greedy")
+    lm.generate(["The quick brown fox."], max_length=30)
+    ```
+    """
+
+    task_name = "causal_lm"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if getattr(self, "sampler", None) is None:  # built with compile=False
+            self.sampler = samplers.get("top_k")
+
+    def compile(self, optimizer="auto", loss="auto", *, weighted_metrics="auto",
+                sampler="top_k", **kwargs):
+        """keras-hub's defaults: Adam(2e-5), sparse cross-entropy on logits, sparse
+        categorical accuracy weighted by the padding mask; `sampler` (what `generate`
+        uses) is a name ("greedy", "top_k", "top_p", "random", "beam"), a config dict or a
+        `model_defs.samplers.Sampler` instance."""
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(2e-5)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if weighted_metrics == "auto":
+            weighted_metrics = [keras.metrics.SparseCategoricalAccuracy()]
+        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics,
+                        **kwargs)
+        self.sampler = samplers.get(sampler)
+
+    def generate(self, inputs, max_length=None, stop_token_ids="auto"):
+        """Generate for `inputs`.
+
+        Args:
+            inputs: with a preprocessor, what its `generate_preprocess` takes (a string, a
+                list of strings, ...); without one, the model's integer inputs. A
+                `tf.data.Dataset` is generated batch by batch and the outputs concatenated;
+                anything else is one batch.
+            max_length: the longest sequence to generate (default: the preprocessor's
+                `sequence_length`); without a preprocessor the inputs' padded length rules.
+            stop_token_ids: "auto" (the tokenizer's end token; needs a preprocessor), None
+                (run to `max_length`) or a list of ids, each of which ends a row.
+
+        Returns a string for a string input, a list of strings for a batch, or without a
+        preprocessor a dict of numpy arrays.
+        """
+        stop_token_ids = self._stop_token_ids(stop_token_ids)
+        batches, scalar = _batches(inputs, self.preprocessor is not None)
+        outputs = []
+        for batch in batches:
+            if self.preprocessor is not None:
+                batch = self.preprocessor.generate_preprocess(batch, sequence_length=max_length)
+            out = self.generate_step(batch, stop_token_ids)
+            if self.preprocessor is not None:
+                out = self.preprocessor.generate_postprocess(out)
+            outputs.append(out)
+        if not outputs:
+            raise ValueError("generate got an empty dataset: nothing to generate")
+        return _concatenate(outputs, scalar)
+
+    def _stop_token_ids(self, stop_token_ids):
+        if isinstance(stop_token_ids, str) and stop_token_ids == "auto":
+            if self.preprocessor is None:
+                raise ValueError('stop_token_ids="auto" needs a preprocessor; pass '
+                                 "stop_token_ids=None to generate up to max_length, or a "
+                                 "list of stop ids")
+            return [self.preprocessor.tokenizer.end_token_id]
+        if stop_token_ids is None:
+            return None
+        return [int(t) for t in stop_token_ids]
+
+    def generate_step(self, inputs, stop_token_ids=None):
+        """Generate on one batch of packed integer inputs (each model's decode loop)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement generate_step")
+
+
+def _batches(inputs, preprocessed):
+    """(list or iterator of batches, whether the input was one unbatched example)."""
+    if task_data.is_tf_dataset(inputs):
+        return (_as_batch(b) for b in inputs.as_numpy_iterator()), False
+    if not preprocessed:
+        return [inputs], False
+    if isinstance(inputs, (str, bytes)):
+        return [[inputs]], True
+    if isinstance(inputs, dict) and any(isinstance(v, (str, bytes)) for v in inputs.values()):
+        return [{k: [v] if isinstance(v, (str, bytes)) else v for k, v in inputs.items()}], True
+    return [inputs], False
+
+
+def _as_batch(element):
+    """A dataset element as a batch: an unbatched string becomes a batch of one."""
+    if isinstance(element, (str, bytes)) or (isinstance(element, np.ndarray)
+                                             and element.ndim == 0):
+        return [element.item() if isinstance(element, np.ndarray) else element]
+    if isinstance(element, dict):
+        return {k: _as_batch(v) if isinstance(v, (bytes, str)) else v
+                for k, v in element.items()}
+    return element
+
+
+def _concatenate(outputs, scalar):
+    """One output from the per-batch outputs: lists of strings are joined, dicts of arrays
+    concatenated on the batch axis."""
+    first = outputs[0]
+    if isinstance(first, dict):
+        joined = {k: np.concatenate([np.asarray(o[k]) for o in outputs], axis=0)
+                  for k in first}
+        return {k: v[0] for k, v in joined.items()} if scalar else joined
+    if isinstance(first, (list, tuple)):
+        joined = [x for o in outputs for x in o]
+        return joined[0] if scalar else joined
+    joined = np.concatenate([np.asarray(o) for o in outputs], axis=0)
+    return joined[0] if scalar else joined
