@@ -9,11 +9,9 @@ are read: keras-hub's (config.json with "registered_name") and Hugging Face Tran
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import os
-import re
 
 KERAS_HUB = "keras_hub"
 TRANSFORMERS = "transformers"
@@ -44,56 +42,10 @@ def register_presets(cls, presets: dict):
 
 def class_for(registered_name: str):
     """Our class for a keras-hub `registered_name` or class name."""
-    if not isinstance(registered_name, str):
-        raise PresetError(f"registered_name must be a class name string, got "
-                          f"{_short(registered_name)}")
     if registered_name not in _CLASSES:
         raise PresetError(f"the preset holds a {registered_name}, which this project does not "
                           f"implement; known: {sorted(k for k in _CLASSES if '>' not in k)}")
     return _CLASSES[registered_name]
-
-
-def envelope_class(envelope: dict, where: str, base=None):
-    """The class a keras-hub config envelope (`{"registered_name": ..., "config": {...}}`,
-    read from the file `where`) names, checked to be a subclass of `base`."""
-    name = envelope.get("registered_name") or envelope.get("class_name")
-    if name is None:
-        raise PresetError(f"{where} has no registered_name or class_name")
-    try:
-        cls = class_for(name)
-    except PresetError as e:
-        raise PresetError(f"{where}: {e}") from None
-    if base is not None and not (isinstance(cls, type) and issubclass(cls, base)):
-        raise PresetError(f"{where} holds a {cls.__name__}, not a {base.__name__}; pass "
-                          "the preset of a model of that kind")
-    if not isinstance(envelope.get("config"), dict):
-        raise PresetError(f"{where}: 'config' must be a JSON object, got "
-                          f"{_short(envelope.get('config'))}")
-    return cls
-
-
-@contextlib.contextmanager
-def reading(where: str):
-    """Report the ValueError/TypeError of a constructor fed values read from `where` as a
-    PresetError naming it (the CLIs print PresetErrors as one line)."""
-    try:
-        yield
-    except PresetError:
-        raise
-    except (TypeError, ValueError, KeyError) as e:
-        detail = f"lacks {e}" if isinstance(e, KeyError) else str(e)
-        if "safe_mode" in detail:  # Keras refuses to deserialize code (a Lambda): rightly
-            detail = ("it holds Python code (a lambda) that Keras' safe mode refuses to "
-                      "load; presets must not carry code")
-        raise PresetError(f"{where}: {detail.splitlines()[0][:300]}") from None
-
-
-def _short(value) -> str:
-    """A value for an error message: its JSON type and at most 60 characters of it."""
-    kind = {dict: "an object", list: "a list", str: "the string", bool: "the boolean",
-            type(None): "null"}.get(type(value), f"the {type(value).__name__}")
-    text = repr(value)
-    return f"{kind} {text[:60] + '...' if len(text) > 60 else text}"
 
 
 def builtin_presets() -> dict:
@@ -110,46 +62,13 @@ def is_builtin(preset) -> bool:
     return isinstance(preset, str) and preset in builtin_presets()
 
 
-# One part of a Kaggle model handle or a Hugging Face repo id: letters, digits, "-", "_",
-# "." (but not "." or ".." alone), so a handle cannot climb out of the download cache.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-def _plain(part: str) -> bool:
-    return bool(_PLAIN_NAME.fullmatch(part)) and part not in (".", "..")
-
-
-def check_kaggle_handle(handle: str) -> str:
-    """`handle` if it is `owner/model/framework/variation[/version]` of plain names."""
-    parts = handle.split("/")
-    if (len(parts) not in (4, 5) or not all(_plain(p) for p in parts)
-            or (len(parts) == 5 and not parts[4].isdigit())):
-        raise PresetError(f"kaggle://{handle} is not a Kaggle model handle: expected "
-                          "kaggle://owner/model/framework/variation[/version] (letters, "
-                          "digits, '-', '_', '.'; a numeric version)")
-    return handle
-
-
-def check_hf_repo(repo: str) -> str:
-    """`repo` if it is a Hugging Face repo id, `name` or `owner/name` (Hub rules: plain
-    names of at most 96 characters, not starting or ending with '-' or '.', no '--' or
-    '..', no '.git' ending)."""
-    parts = repo.split("/")
-    if (len(parts) > 2 or not all(_plain(p) and len(p) <= 96 for p in parts)
-            or any(p[0] in "-." or p[-1] in "-." for p in parts)
-            or "--" in repo or ".." in repo or repo.endswith(".git")):
-        raise PresetError(f"hf://{repo} is not a Hugging Face repo id: expected "
-                          "hf://owner/name (letters, digits, '-', '_', '.')")
-    return repo
-
-
 def resolve(preset) -> str:
     """A local directory holding `preset`, downloading it if needed."""
     preset = os.fspath(preset)
     if preset.startswith("kaggle://"):
         return _kaggle_download(preset[len("kaggle://"):])
     if preset.startswith("hf://"):
-        return _hf_download(check_hf_repo(preset[len("hf://"):]))
+        return _hf_download(preset[len("hf://"):])
     if os.path.isdir(preset):
         return preset
     presets = builtin_presets()
@@ -164,7 +83,6 @@ def resolve(preset) -> str:
 
 
 def _kaggle_download(handle: str) -> str:
-    check_kaggle_handle(handle)  # before kagglehub joins it to its cache folder
     try:
         import kagglehub
     except ImportError:
@@ -196,9 +114,7 @@ def _hf_download(repo: str) -> str:
         ) from None
 
 
-def read_json(directory: str, name: str, required=True) -> dict | None:
-    """The JSON object in `directory/name` (None when absent and not `required`); anything
-    else (binary, not JSON, NaN, a number or list at the top) is a PresetError."""
+def read_json(directory: str, name: str, required=True):
     path = os.path.join(directory, name)
     if not os.path.isfile(path):
         if required:
@@ -206,21 +122,9 @@ def read_json(directory: str, name: str, required=True) -> dict | None:
         return None
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f, parse_constant=_refuse_constant)
-    except UnicodeDecodeError as e:
-        raise PresetError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); "
-                          "expected a JSON object") from None
+            return json.load(f)
     except json.JSONDecodeError as e:
         raise PresetError(f"{path} is not valid JSON: {e}") from None
-    except (ValueError, RecursionError) as e:  # NaN, a 5000-digit number, deep nesting
-        raise PresetError(f"{path} is not usable JSON: {str(e)[:200]}") from None
-    if not isinstance(data, dict):
-        raise PresetError(f"{path} holds {_short(data)}; expected a JSON object {{...}}")
-    return data
-
-
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def preset_format(directory: str) -> str:
@@ -293,39 +197,15 @@ def backbone_class(preset):
     config = read_json(directory, "config.json")
     if preset_format(directory) == TRANSFORMERS:
         return hf_backbone_class(config["model_type"])
-    from model_defs.backbone import Backbone
-
-    return envelope_class(config, os.path.join(directory, "config.json"), base=Backbone)
+    return class_for(config.get("registered_name") or config["class_name"])
 
 
-def preset_directory(preset, download=True):
-    """The local directory of `preset`, resolved once. A built-in name is fetched through
-    kagglehub (its cache first); with `download=False` (random weights) only a complete
-    copy already in kagglehub's cache is used, else None."""
-    if is_builtin(preset) and not download:
-        return _kaggle_cached(builtin_presets()[preset]["kaggle_handle"][len("kaggle://"):])
-    return resolve(preset)
-
-
-def _kaggle_cached(handle):
-    """kagglehub's cached copy of `handle` (versioned folder with its completion marker),
-    or None; never touches the network."""
-    try:
-        from kagglehub.cache import Cache
-        from kagglehub.handle import parse_model_handle
-
-        return Cache().load_from_cache(parse_model_handle(handle))
-    except Exception:  # no kagglehub, or its cache layout changed: nothing cached
-        return None
-
-
-def stored_task_name(preset, download=True):
+def stored_task_name(preset):
     """The task a preset holds: keras-hub's task.json, or a Transformers `architectures`
-    entry; None when it holds a bare backbone (or a task this project does not have).
-    Built-in names are resolved and read like any other source (see `preset_directory`)."""
-    directory = preset_directory(preset, download)
-    if directory is None:
+    entry; None when it holds a bare backbone."""
+    if is_builtin(preset):
         return None
+    directory = resolve(preset)
     if preset_format(directory) == TRANSFORMERS:
         archs = set(read_json(directory, "config.json").get("architectures") or ())
         backbone = backbone_class(directory)
@@ -340,89 +220,3 @@ def stored_task_name(preset, download=True):
         return class_for(stored.get("registered_name") or stored["class_name"]).task_name
     except PresetError:
         return None
-
-
-# sentence-transformers' 1_Pooling/config.json flags -> the runtime's pooling modes.
-_ST_POOLING = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
-               "pooling_mode_max_tokens": "max"}
-_EMBEDDER_MODES = ("mean", "cls", "max")
-
-
-def pooling_spec(preset, download=True):
-    """How the runtime's `encode` turns a backbone's token vectors into one sentence
-    embedding: {"mode": "mean" | "cls" | "max", "normalize": bool, "source": where it was
-    read}. From what the preset holds: a sentence-transformers `modules.json` (Transformers
-    format), a keras-hub TextEmbedder `task.json`, else the built-in preset's entry; plain
-    mean pooling without normalisation when nothing says otherwise. A pooling the runtime
-    cannot compute is recorded under "unsupported" (encode then refuses to embed)."""
-    directory = preset_directory(preset, download)
-    found = None
-    if directory is not None:
-        found = (_modules_pooling(directory) if preset_format(directory) == TRANSFORMERS
-                 else _embedder_pooling(directory))
-    if found is None and is_builtin(preset):
-        found = builtin_presets()[preset].get("pooling")
-    return dict(found or {"mode": "mean", "normalize": False, "source": "default"})
-
-
-def _modules_pooling(directory):
-    """The pooling a sentence-transformers checkpoint declares: its modules.json lists
-    Transformer, then Pooling (a folder with config.json), then optionally Normalize."""
-    modules = read_json(directory, "modules.json", required=False)
-    if modules is None:
-        return None
-    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
-        raise PresetError(f"{directory}/modules.json is not a list of modules; "
-                          "re-save it with sentence-transformers")
-    spec = {"mode": "mean", "normalize": False, "source": "modules.json"}
-    unsupported = []
-    for module in modules:
-        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
-        folder = _inside(directory, module.get("path", ""))
-        if kind == "Pooling":
-            config = read_json(folder, "config.json")
-            modes = [mode for key, mode in _ST_POOLING.items() if config.get(key)]
-            other = [k for k, v in config.items()
-                     if k.startswith("pooling_mode_") and v and k not in _ST_POOLING]
-            if len(modes) == 1 and not other:
-                spec["mode"] = modes[0]
-            else:
-                unsupported.append(f"pooling {'+'.join(modes + other) or 'none'}")
-        elif kind == "Normalize":
-            spec["normalize"] = True
-        elif kind != "Transformer":
-            unsupported.append(f"module {kind or '?'} ({module.get('path')})")
-    if unsupported:
-        spec["unsupported"] = (f"{directory}/modules.json asks for {', '.join(unsupported)}, "
-                               "which encode does not compute (it pools mean, cls or max)")
-    return spec
-
-
-def _inside(directory, relative):
-    """`directory`/`relative`, refusing a path that leaves the preset (absolute, `..`, or a
-    link pointing out): modules.json is data from the checkpoint, not a file chooser."""
-    if (not isinstance(relative, str) or os.path.isabs(relative)
-            or ".." in relative.replace("\\", "/").split("/")):
-        raise PresetError(f"{directory}/modules.json names the path {relative!r}, which is "
-                          "outside the preset; fix or remove that entry")
-    path = os.path.join(directory, relative)
-    root = os.path.realpath(directory)
-    if os.path.commonpath([root, os.path.realpath(path)]) != root:
-        raise PresetError(f"{directory}/modules.json path {relative!r} links outside the "
-                          "preset; fix or remove that entry")
-    return path
-
-
-def _embedder_pooling(directory):
-    """keras-hub's TextEmbedder tasks store `pooling_mode` and `normalize` in task.json."""
-    stored = read_json(directory, "task.json", required=False) or {}
-    config = stored.get("config") if isinstance(stored, dict) else None
-    if not isinstance(config, dict) or "pooling_mode" not in config:
-        return None
-    spec = {"mode": config["pooling_mode"], "normalize": bool(config.get("normalize", True)),
-            "source": "task.json"}
-    if spec["mode"] not in _EMBEDDER_MODES:
-        spec["unsupported"] = (f"{directory}/task.json pools {spec['mode']!r}, which encode "
-                               "does not compute (it pools mean, cls or max)")
-    return spec
-

@@ -151,12 +151,9 @@ class Task(keras.Model):
         stored = P.read_json(directory, "task.json", required=False)
         stored_cls = _stored_class(stored)
         if stored_cls is not None and issubclass(stored_cls, task_cls):
-            where = os.path.join(directory, "task.json")
-            P.envelope_class(stored, where)  # checks that its "config" is an object
             head_config = {k: v for k, v in stored["config"].items()
                            if k not in ("backbone", "preprocessor")}
-            with P.reading(where):  # e.g. a Lambda activation Keras' safe mode refuses
-                task = stored_cls(backbone=backbone, **{**head_config, **kwargs})
+            task = stored_cls(backbone=backbone, **{**head_config, **kwargs})
             if load_weights:
                 task.load_head_weights(directory)
             return task
@@ -263,10 +260,10 @@ class Task(keras.Model):
     def save_to_preset(self, preset_dir):
         """Write the backbone, preprocessor, task.json and task.weights.h5 (keras-hub
         format) atomically."""
-        with preset_io.preset_folder(preset_dir) as tmp:
+        with preset_io.AtomicDirectory(preset_dir) as tmp:
             self.backbone.write_preset_files(tmp)
             if self.preprocessor is not None:
-                self.preprocessor.write_preset_files(tmp)
+                self.preprocessor.save_to_preset(tmp)
             preset_io.write_json(tmp, "task.json", preset_io.serialize(self, self.get_config()))
             table = self.keras_hub_head_table()
             if table:  # as keras-hub: no task.weights.h5 for a task without weights
