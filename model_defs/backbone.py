@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
+import math
 import os
 
 import keras
 
 from model_defs import lora, preset_io
 from model_defs import preset as P
+from model_defs.layers.activations import ACTIVATIONS
 from model_defs.weights import H5Reader, SafetensorsReader, apply_table, write_h5
+
+log = logging.getLogger(__name__)
+
+# Bounds on what a config may ask for, so that a corrupt or hostile config.json gets one
+# clear error instead of an attempt to allocate terabytes or to build a million layers:
+# widths, vocabularies and sequence lengths up to 10**6, layers, heads and segments up to
+# 10**4, and at most 2 * 10**10 parameters as `parameter_estimate` counts them (80 GB in
+# float32; the largest models this project knows have a few billion).
+MAX_SIZE = 10**6
+MAX_COUNT = 10**4
+MAX_PARAMETERS = 2 * 10**10
+DTYPE_NAMES = ("float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
 
 
 class classproperty:
@@ -84,10 +100,12 @@ class Backbone(keras.Model):
         directory = P.resolve(preset)
         if P.preset_format(directory) == P.TRANSFORMERS:
             return cls._from_transformers(directory, load_weights, **kwargs)
+        where = os.path.join(directory, "config.json")
         envelope = P.read_json(directory, "config.json")
-        backbone_cls = cls._checked(P.class_for(envelope.get("registered_name")
-                                                or envelope["class_name"]))
-        backbone = backbone_cls.from_config({**envelope["config"], **kwargs})
+        backbone_cls = P.envelope_class(envelope, where, base=cls)
+        config = backbone_cls.checked_config({**envelope["config"], **kwargs}, where)
+        with P.reading(where):
+            backbone = backbone_cls.from_config(config)
         if load_weights:
             backbone.load_preset_weights(directory)
         return backbone
@@ -99,15 +117,46 @@ class Backbone(keras.Model):
         return found
 
     @classmethod
+    def checked_config(cls, config, where, source=None):
+        """`config` (constructor arguments read from the file `where`) with every value
+        checked against its argument's type and bounds (PresetError naming the first bad
+        one); keys the constructor does not take are dropped with a warning. `source`: the
+        Transformers config the arguments came from, to name its keys in errors."""
+        params = inspect.signature(cls.__init__).parameters
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        accepted = {n for n, p in params.items() if p.kind in named} - {"self"}
+        accepted |= {"name", "trainable", "dtype"}  # keras.Model's, from `get_config`
+        unknown = sorted(set(config) - accepted)
+        if unknown:
+            log.warning("%s: ignoring keys %s, which %s does not take", where, unknown,
+                        cls.__name__)
+        config = {k: v for k, v in config.items() if k in accepted}
+        missing = [n for n, p in params.items() if n != "self" and p.kind in named
+                   and p.default is p.empty and n not in config]
+        if missing:
+            raise P.PresetError(f"{where} lacks {missing}, which {cls.__name__} needs")
+        for key, value in config.items():
+            expected = _expected(key, value)
+            if expected:
+                key = _source_key(source, value) or key
+                raise P.PresetError(f"{where}: {key} must be {expected}, got "
+                                    f"{P._short(value)}")
+        count = parameter_estimate(config)
+        if count > MAX_PARAMETERS:
+            raise P.PresetError(f"{where} asks for about {count:.2g} parameters (more than "
+                                f"{MAX_PARAMETERS:.0e}): a corrupt config?")
+        return config
+
+    @classmethod
     def _from_transformers(cls, directory, load_weights, **kwargs):
+        where = os.path.join(directory, "config.json")
         hf_config = P.read_json(directory, "config.json")
         backbone_cls = cls._checked(P.hf_backbone_class(hf_config["model_type"]))
-        try:
+        with P.reading(f"{where} (as {backbone_cls.__name__})"):
             config = backbone_cls.config_from_hf(hf_config)
-        except (KeyError, TypeError, ValueError) as e:
-            raise P.PresetError(f"{directory}/config.json does not fit "
-                                f"{backbone_cls.__name__}: {e}") from None
-        backbone = backbone_cls.from_config({**config, **kwargs})
+        config = backbone_cls.checked_config({**config, **kwargs}, where, source=hf_config)
+        with P.reading(where):
+            backbone = backbone_cls.from_config(config)
         if load_weights:
             backbone.load_transformers_weights(directory)
         return backbone
@@ -137,7 +186,7 @@ class Backbone(keras.Model):
 
     def save_to_preset(self, preset_dir):
         """Write config.json, model.weights.h5 and metadata.json in keras-hub format."""
-        with preset_io.AtomicDirectory(preset_dir) as tmp:
+        with preset_io.preset_folder(preset_dir) as tmp:
             self.write_preset_files(tmp)
 
     def write_preset_files(self, directory):
@@ -184,6 +233,66 @@ class Backbone(keras.Model):
     @classmethod
     def config_from_hf(cls, hf_config):
         raise NotImplementedError(f"{cls.__name__} cannot read Transformers configs")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _int_in(low, high):
+    return (lambda v: _is_int(v) and low <= v <= high), f"an integer in [{low}, {high}]"
+
+
+def _dtype_ok(value):
+    if isinstance(value, dict):  # the envelope `get_config` writes
+        inner = value.get("config")
+        return (value.get("class_name") in ("DTypePolicy", "FloatDTypePolicy")
+                and isinstance(inner, dict) and inner.get("name") in DTYPE_NAMES)
+    return value is None or (isinstance(value, str) and value in DTYPE_NAMES)
+
+
+# Constructor argument -> (check, what it must be). Arguments not listed here are left to
+# the constructor (its ValueError/TypeError becomes a PresetError too).
+_ARGUMENT_CHECKS = {
+    **{k: _int_in(1, MAX_SIZE) for k in ("vocabulary_size", "hidden_dim",
+                                          "intermediate_dim", "max_sequence_length")},
+    **{k: _int_in(1, MAX_COUNT) for k in ("num_layers", "num_heads", "num_segments")},
+    "position_offset": _int_in(0, MAX_SIZE),
+    "dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "layer_norm_epsilon": (lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
+    **{k: (lambda v: isinstance(v, str) and v in ACTIVATIONS,
+           f"one of the activation names {sorted(ACTIVATIONS)}")
+       for k in ("intermediate_activation", "activation")},
+    **{k: (lambda v: isinstance(v, bool), "true or false")
+       for k in ("scale_embedding", "trainable")},
+    "name": (lambda v: v is None or isinstance(v, str), "a string"),
+    "dtype": (_dtype_ok, f"one of {list(DTYPE_NAMES)} or a DTypePolicy of one"),
+}
+
+
+def _expected(key, value):
+    """None when `value` suits the constructor argument `key`, else what it must be."""
+    check, expected = _ARGUMENT_CHECKS.get(key, (None, None))
+    return None if check is None or check(value) else expected
+
+
+def _source_key(source, value):
+    # The Transformers key a bad value came from (the same object), to name it.
+    return next((k for k, v in (source or {}).items() if v is value), None)
+
+
+def parameter_estimate(config) -> int:
+    """About how many parameters a (checked) backbone config asks for: embeddings plus
+    attention and feedforward kernels (an overestimate for small models is fine)."""
+    hidden = config.get("hidden_dim", 0)
+    embeddings = (config.get("vocabulary_size", 0) + config.get("max_sequence_length", 0)) * hidden
+    per_layer = 4 * hidden * hidden + 2 * hidden * config.get("intermediate_dim", 0)
+    return embeddings + 2 * config.get("num_layers", 0) * per_layer  # 2: decoders too
 
 
 def hf_prefix(names, prefixes):

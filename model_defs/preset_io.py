@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shutil
-import tempfile
 
 import keras
 
 from model_defs import preset as P
+from model_defs.staged_folder import StagedFolder
 
 PACKAGE_VERSION = "0.1.0"
 
@@ -56,55 +55,42 @@ def metadata(model, tasks=()) -> dict:
     }
 
 
-class AtomicDirectory:
-    """Write into a temporary sibling, then rename into place, so that a failure midway
-    leaves nothing half-written at `path`.
+# Files that mark a folder as a keras-hub-format preset (written by keras-hub or by us).
+_PRESET_MARKERS = ("config.json", "tokenizer.json", "preprocessor.json", "task.json")
 
-    >>> with AtomicDirectory("out") as tmp:
+
+def preset_folder(path):
+    """A `StagedFolder` that writes preset files into `path` as keras-hub does: nothing
+    there is deleted, and a file is replaced only in a folder that is itself a keras-hub
+    preset (so a project folder or a Transformers checkpoint never loses a file).
+
+    >>> with preset_folder("my_preset") as tmp:
     ...     write_json(tmp, "config.json", {})
-
-    Only a folder of the same kind is ever replaced: an empty one, or one holding `marker`
-    (manifest.json for artifacts, config.json for presets), never the working directory or
-    one of its parents.
     """
+    return StagedFolder(path, may_replace=_check_preset_files, merge=True)
 
-    def __init__(self, path, overwrite=True, marker="config.json"):
-        self.path = os.path.abspath(os.fspath(path))
-        self.overwrite = overwrite
-        self.marker = marker
 
-    def _check_replaceable(self):
-        if not os.path.exists(self.path):
-            return
-        if not self.overwrite:
-            raise FileExistsError(f"{self.path} exists; pass --overwrite to replace it")
-        cwd = os.path.abspath(os.getcwd())
-        if not os.path.isdir(self.path) or cwd == self.path or cwd.startswith(
-                self.path + os.sep):
-            raise FileExistsError(f"refusing to replace {self.path}: not a folder this "
-                                  "writes, or it holds the working directory")
-        if os.listdir(self.path) and not os.path.isfile(os.path.join(self.path,
-                                                                     self.marker)):
-            raise FileExistsError(f"refusing to replace {self.path}: it is not empty and "
-                                  f"has no {self.marker}; choose another folder")
+def _check_preset_files(path, names):
+    if not is_keras_hub_preset(path):
+        raise FileExistsError(
+            f"{path} already has {names[0]} and is not a keras-hub preset; not replacing "
+            "files this did not write: save to a new or empty folder")
 
-    def __enter__(self):
-        parent = os.path.dirname(self.path)
-        os.makedirs(parent, exist_ok=True)
-        self._check_replaceable()
-        self.tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(self.path) + "-",
-                                    dir=parent)
-        return self.tmp
 
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+def is_keras_hub_preset(path) -> bool:
+    """Every marker file present is a keras-hub config envelope, and one is present."""
+    found = False
+    for name in _PRESET_MARKERS:
+        file = os.path.join(path, name)
+        if not os.path.lexists(file):
+            continue
+        try:
+            with open(file, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
             return False
-        if os.path.exists(self.path):
-            old = self.path + ".old-" + os.path.basename(self.tmp)
-            os.rename(self.path, old)
-            os.rename(self.tmp, self.path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(self.tmp, self.path)
-        return False
+        if not (isinstance(data, dict) and "model_type" not in data
+                and str(data.get("registered_name", "")).startswith(f"{P.KERAS_HUB}>")):
+            return False
+        found = True
+    return found

@@ -131,7 +131,7 @@ def test_overwrite_never_replaces_a_folder_that_is_not_an_artifact(keras_hub_pre
     precious = tmp_path / "mine"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="has no manifest.json"):
+    with pytest.raises(FileExistsError, match="not an artifact this exporter wrote"):
         export_preset(keras_hub_presets["bert"], output=str(precious), overwrite=True)
     assert (precious / "notes.txt").read_text() == "keep me"
 

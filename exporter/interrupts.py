@@ -1,0 +1,43 @@
+"""Signals as exceptions while an export runs, so that its staging folder is removed and
+the command ends with one line (SIGINT, SIGTERM, SIGHUP; kill -9 is handled by the next
+run, see model_defs/staged_folder.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(BaseException):
+    """A signal asked the export to stop. A BaseException, like KeyboardInterrupt, so that
+    no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+    @property
+    def exit_code(self):
+        return 128 + self.signum  # the shell's convention for a death by signal
+
+
+@contextlib.contextmanager
+def signals_interrupt():
+    """Within the block, SIGINT, SIGTERM and SIGHUP raise `Interrupted`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (main() called from a server)
+        return
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in CAUGHT}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
