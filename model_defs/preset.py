@@ -200,12 +200,34 @@ def backbone_class(preset):
     return class_for(config.get("registered_name") or config["class_name"])
 
 
-def stored_task_name(preset):
-    """The task a preset holds: keras-hub's task.json, or a Transformers `architectures`
-    entry; None when it holds a bare backbone."""
-    if is_builtin(preset):
+def preset_directory(preset, download=True):
+    """The local directory of `preset`, resolved once. A built-in name is fetched through
+    kagglehub (its cache first); with `download=False` (random weights) only a complete
+    copy already in kagglehub's cache is used, else None."""
+    if is_builtin(preset) and not download:
+        return _kaggle_cached(builtin_presets()[preset]["kaggle_handle"][len("kaggle://"):])
+    return resolve(preset)
+
+
+def _kaggle_cached(handle):
+    """kagglehub's cached copy of `handle` (versioned folder with its completion marker),
+    or None; never touches the network."""
+    try:
+        from kagglehub.cache import Cache
+        from kagglehub.handle import parse_model_handle
+
+        return Cache().load_from_cache(parse_model_handle(handle))
+    except Exception:  # no kagglehub, or its cache layout changed: nothing cached
         return None
-    directory = resolve(preset)
+
+
+def stored_task_name(preset, download=True):
+    """The task a preset holds: keras-hub's task.json, or a Transformers `architectures`
+    entry; None when it holds a bare backbone (or a task this project does not have).
+    Built-in names are resolved and read like any other source (see `preset_directory`)."""
+    directory = preset_directory(preset, download)
+    if directory is None:
+        return None
     if preset_format(directory) == TRANSFORMERS:
         archs = set(read_json(directory, "config.json").get("architectures") or ())
         backbone = backbone_class(directory)
@@ -220,3 +242,103 @@ def stored_task_name(preset):
         return class_for(stored.get("registered_name") or stored["class_name"]).task_name
     except PresetError:
         return None
+
+
+# sentence-transformers' 1_Pooling/config.json flags -> the runtime's pooling modes.
+_ST_POOLING = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
+               "pooling_mode_max_tokens": "max"}
+_EMBEDDER_MODES = ("mean", "cls", "max")
+
+
+def pooling_spec(preset, download=True):
+    """How the runtime's `encode` turns a backbone's token vectors into one sentence
+    embedding: {"mode": "mean" | "cls" | "max", "normalize": bool, "source": where it was
+    read}. From what the preset holds: a sentence-transformers `modules.json` (Transformers
+    format), a keras-hub TextEmbedder `task.json`, else the built-in preset's entry; plain
+    mean pooling without normalisation when nothing says otherwise. A pooling the runtime
+    cannot compute is recorded under "unsupported" (encode then refuses to embed)."""
+    directory = preset_directory(preset, download)
+    found = None
+    if directory is not None:
+        found = (_modules_pooling(directory) if preset_format(directory) == TRANSFORMERS
+                 else _embedder_pooling(directory))
+    if found is None and is_builtin(preset):
+        found = builtin_presets()[preset].get("pooling")
+    return dict(found or {"mode": "mean", "normalize": False, "source": "default"})
+
+
+def _modules_pooling(directory):
+    """The pooling a sentence-transformers checkpoint declares: its modules.json lists
+    Transformer, then Pooling (a folder with config.json), then optionally Normalize."""
+    modules = _read_modules(directory)
+    if modules is None:
+        return None
+    spec = {"mode": "mean", "normalize": False, "source": "modules.json"}
+    unsupported = []
+    for module in modules:
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        folder = _inside(directory, module.get("path", ""))
+        if kind == "Pooling":
+            config = read_json(folder, "config.json")
+            modes = [mode for key, mode in _ST_POOLING.items() if config.get(key)]
+            other = [k for k, v in config.items()
+                     if k.startswith("pooling_mode_") and v and k not in _ST_POOLING]
+            if len(modes) == 1 and not other:
+                spec["mode"] = modes[0]
+            else:
+                unsupported.append(f"pooling {'+'.join(modes + other) or 'none'}")
+        elif kind == "Normalize":
+            spec["normalize"] = True
+        elif kind != "Transformer":
+            unsupported.append(f"module {kind or '?'} ({module.get('path')})")
+    if unsupported:
+        spec["unsupported"] = (f"{directory}/modules.json asks for {', '.join(unsupported)}, "
+                               "which encode does not compute (it pools mean, cls or max)")
+    return spec
+
+
+def _read_modules(directory):
+    """modules.json (a JSON list, which `read_json` refuses), or None when absent."""
+    path = os.path.join(directory, "modules.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            modules = json.load(f)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # (JSONDecodeError too)
+        raise PresetError(f"{path} is not valid JSON ({str(e)[:200]}); re-save it with "
+                          "sentence-transformers") from None
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise PresetError(f"{path} is not a list of modules; re-save it with "
+                          "sentence-transformers")
+    return modules
+
+
+def _inside(directory, relative):
+    """`directory`/`relative`, refusing a path that leaves the preset (absolute, `..`, or a
+    link pointing out): modules.json is data from the checkpoint, not a file chooser."""
+    if (not isinstance(relative, str) or os.path.isabs(relative)
+            or ".." in relative.replace("\\", "/").split("/")):
+        raise PresetError(f"{directory}/modules.json names the path {relative!r}, which is "
+                          "outside the preset; fix or remove that entry")
+    path = os.path.join(directory, relative)
+    root = os.path.realpath(directory)
+    if os.path.commonpath([root, os.path.realpath(path)]) != root:
+        raise PresetError(f"{directory}/modules.json path {relative!r} links outside the "
+                          "preset; fix or remove that entry")
+    return path
+
+
+def _embedder_pooling(directory):
+    """keras-hub's TextEmbedder tasks store `pooling_mode` and `normalize` in task.json."""
+    stored = read_json(directory, "task.json", required=False) or {}
+    config = stored.get("config") if isinstance(stored, dict) else None
+    if not isinstance(config, dict) or "pooling_mode" not in config:
+        return None
+    spec = {"mode": config["pooling_mode"], "normalize": bool(config.get("normalize", True)),
+            "source": "task.json"}
+    if spec["mode"] not in _EMBEDDER_MODES:
+        spec["unsupported"] = (f"{directory}/task.json pools {spec['mode']!r}, which encode "
+                               "does not compute (it pools mean, cls or max)")
+    return spec
+
