@@ -1,10 +1,36 @@
-"""`python -m exporter --preset distil_bert_base_en_uncased` (also `hubonnx export ...`)."""
+"""`python -m exporter --preset distil_bert_base_en_uncased` (also `hubonnx export ...`).
+
+The output is for people: progress as `[export] ...` lines on stderr, then on stdout what
+was written and the `python -m runtime` command that serves it. TensorFlow's native
+start-up lines (absl, oneDNN, cudart, cpu_feature_guard, cuInit) stay hidden unless
+`--verbose`; `--help` imports no TensorFlow at all.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
 import sys
+import threading
+
+# The runtime command serving each task, with an example input ({mask}: the mask token).
+SERVE = {
+    "masked_lm": ("fill-mask", "Paris is the {mask} of France."),
+    "backbone": ("encode", "This is an example sentence."),
+    "text_classifier": ("classify", "What a great film!"),
+    "seq2seq_lm": ("generate", "The quick brown fox."),
+    "causal_lm": ("generate", "The quick brown fox."),
+}
+
+# Lines native code (absl / TSL logging) writes to fd 2: "I0000 00:00:17.8 123 port.cc:153]",
+# absl's pre-init notice, and the continuation of cpu_feature_guard's message. Fatal (F)
+# lines are kept: they explain a crash.
+NATIVE_NOISE = re.compile(
+    rb"^([IWE]\d{4} [\d:.]+ +\d+ [^ ]+:\d+\]"
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    rb"|To enable the following instructions: .*rebuild TensorFlow)")
 
 
 def parse_args(argv):
@@ -27,22 +53,118 @@ def parse_args(argv):
                    metavar="{17,18}", help="ONNX opset (default 17; LayerNormalization "
                    "needs 17)")
     p.add_argument("--list-presets", action="store_true", help="list built-in presets")
+    p.add_argument("--verbose", action="store_true",
+                   help="also show TensorFlow's and tf2onnx's own log lines")
     args = p.parse_args(argv)
     if not args.list_presets and not args.preset:
         p.error("--preset is required")
     return args
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+class NativeLogFilter:
+    """Routes fd 2 through a pipe whose reader drops `NATIVE_NOISE` lines, for TF's C++
+    logging, which ignores TF_CPP_MIN_LOG_LEVEL for its start-up lines and goes on writing
+    later (device set-up at the first op). Python's own `sys.stderr` (our progress lines,
+    warnings, tracebacks) writes to the real stderr directly. `close()` restores fd 2."""
+
+    def __init__(self):
+        sys.stderr.flush()
+        self._saved_fd = os.dup(2)
+        read_fd, write_fd = os.pipe()
+        os.dup2(write_fd, 2)
+        os.close(write_fd)
+        self._saved_stderr = sys.stderr
+        sys.stderr = open(os.dup(self._saved_fd), "w", buffering=1,  # noqa: SIM115
+                          encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
+                          errors="backslashreplace")
+        self._thread = threading.Thread(target=self._pump, args=(read_fd,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, read_fd):
+        with os.fdopen(read_fd, "rb") as pipe:
+            for line in pipe:
+                if not NATIVE_NOISE.match(line):
+                    os.write(self._saved_fd, line)
+
+    def close(self):
+        # The replacement sys.stderr stays open: logging handlers may still hold it, and
+        # it writes to a copy of the real stderr.
+        sys.stderr.flush()
+        os.dup2(self._saved_fd, 2)  # drops the pipe's last writer: the reader sees EOF
+        self._thread.join(timeout=5)
+        sys.stderr = self._saved_stderr
+        if not self._thread.is_alive():
+            os.close(self._saved_fd)
+
+
+def quiet_python_logs():
+    """TF, absl and tf2onnx Python loggers: warnings and errors only."""
     import logging
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    from exporter.export import ExportError, ValidationError, export_preset
+    for name in ("tensorflow", "absl", "tf2onnx", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR if name != "tf2onnx"
+                                         else logging.WARNING)
+
+
+def serve_command(output, manifest):
+    """The `python -m runtime` command line that serves the artifact, or None."""
+    command, example = SERVE.get(manifest["task"], (None, None))
+    if command is None:
+        return None
+    packing = (manifest.get("tokenizer") or {}).get("packing") or {}
+    text = example.format(mask=packing.get("mask_token") or "[MASK]")
+    quoted = f'"{text}"' if not re.search(r'["$`\\]', text) else shlex.quote(text)
+    return f"python -m runtime {command} {shlex.quote(output)} {quoted}"
+
+
+def report(args, output, result, stderr):
+    """What was written (stdout), a note when the preset held only a backbone, and last
+    the task with the serve command."""
+    task = result["task"]
+    if args.task is None and task == "backbone":
+        pooling = result.get("pooling") or {}
+        how = (f"; encode pools {pooling['mode']}"
+               + (" and L2-normalises" if pooling.get("normalize") else "")
+               + f" ({pooling.get('source')})") if pooling else ""
+        print(f"[export] {args.preset} holds a bare backbone (no task head), so the "
+              f"artifact is the backbone{how}; pass --task to export a task with a new, "
+              "untrained head", file=stderr)
+    graphs = ", ".join(g["file"] for g in result["graphs"].values())
+    print(f"exported {args.preset} as {task} ({result['class_name']}) to {output}: {graphs}")
+    command = serve_command(output, result)
+    print(f"task {task}; serve it: {command}" if command else f"task {task}")
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+    else:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # what native code honours, before import
+    native = None if args.verbose or "tensorflow" in sys.modules else NativeLogFilter()
+    try:
+        return run(args)
+    finally:
+        if native is not None:
+            native.close()
+
+
+def run(args):
+    import logging
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s", stream=sys.stderr)
+    from exporter.export import (
+        ExportError,
+        ValidationError,
+        default_output,
+        export_preset,
+    )
     from model_defs.preset import PresetError, builtin_presets
     from model_defs.weights import WeightMapError
 
+    if not args.verbose:
+        quiet_python_logs()
     if args.list_presets:
         for name, entry in sorted(builtin_presets().items()):
             params = entry["metadata"]["params"] / 1e6
@@ -50,15 +172,22 @@ def main(argv=None):
         return 0
     kwargs = {k: v for k, v in {"atol": args.atol, "opset": args.opset,
                                 "dtype": args.dtype}.items() if v is not None}
+    output = args.output or default_output(args.preset)
+    from exporter.interrupts import Interrupted, signals_interrupt
+
     try:
-        result = export_preset(args.preset, task=args.task, output=args.output,
-                               overwrite=args.overwrite, random_weights=args.random_weights,
-                               **kwargs)
+        with signals_interrupt():
+            result = export_preset(args.preset, task=args.task, output=output,
+                                   overwrite=args.overwrite,
+                                   random_weights=args.random_weights, **kwargs)
     except (ExportError, PresetError, WeightMapError, ValidationError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    graphs = ", ".join(g["file"] for g in result["graphs"].values())
-    print(f"exported {args.preset} ({result['task']}): {graphs}")
+    except Interrupted as e:
+        print(f"error: interrupted by {e.name}; {output} was left as it was",
+              file=sys.stderr)
+        return e.exit_code
+    report(args, output, result, sys.stderr)
     return 0
 
 

@@ -41,14 +41,15 @@ def load_model(preset, task=None, random_weights=False, dtype=None):
     """(model, task name) for `preset`; the task defaults to what the preset holds."""
     backbone_cls = P.backbone_class(preset)
     available = P.task_names(backbone_cls)
-    task = task or P.stored_task_name(preset) or backbone_cls.default_task
+    held = P.stored_task_name(preset, download=not random_weights)  # what it holds
+    task = task or held or backbone_cls.default_task
     if task not in available:
         raise ExportError(f"task {task!r} is not available for {backbone_cls.__name__}; "
                           f"choose one of {available}")
     if task == "backbone" and backbone_cls.default_task != "backbone":
         raise ExportError(f"{backbone_cls.__name__} exports as {backbone_cls.default_task!r}, "
                           "not as a bare backbone")
-    if task == "text_classifier" and P.stored_task_name(preset) != "text_classifier":
+    if task == "text_classifier" and held != "text_classifier":
         raise ExportError(f"{preset} holds no text classifier head (num_classes unknown); "
                           "fine-tune one and save_to_preset, then export that")
     kwargs = {"dtype": dtype} if dtype else {}
@@ -92,8 +93,17 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
     output = output or default_output(preset)
     if os.path.exists(output) and not overwrite:
         raise ExportError(f"{output} exists; pass --overwrite to replace it")
-    progress(f"loading {preset}")
+    remote = P.is_builtin(preset) or str(preset).startswith(("kaggle://", "hf://"))
+    if remote and not random_weights:
+        progress(f"fetching {preset} (from the kagglehub / huggingface_hub cache if there)")
+    progress(f"loading {preset}" + (" (random weights)" if random_weights else ""))
     model, task = load_model(preset, task, random_weights, dtype)
+    progress(f"loaded {type(model).__name__} ({task})")
+    pooling = None
+    if task == "backbone":  # how `encode` pools: what the preset declares, else mean
+        pooling = P.pooling_spec(preset, download=not random_weights)
+        if pooling.get("unsupported"):
+            progress(f"warning: {pooling['unsupported']}; encode will refuse to embed")
     if backbone_of(model).dtype_policy.compute_dtype == "bfloat16":
         raise ExportError(f"{preset} computes in bfloat16, which ONNX Runtime does not serve "
                           "on CPU; pass --dtype float32 or --dtype float16")
@@ -109,7 +119,10 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
             body = export_seq2seq(model, tmp, atol=atol, opset=opset, progress=progress)
         else:
             body = export_encoder(model, task, tmp, atol=atol, opset=opset)
+        progress("writing tokenizer assets and manifest")
         body["tokenizer"] = save_tokenizer(pre, tokenizer, tmp)
+        if pooling is not None:
+            body["pooling"] = pooling
         if task == "text_classifier":  # how `classify` turns outputs into scores
             from exporter.text_classifier import manifest_entry
 
@@ -164,6 +177,7 @@ def export_encoder(model, task, folder, atol, opset):
         out = model(inputs, training=False)
         return out if isinstance(out, dict) else {names[0]: out}
 
+    progress("converting to ONNX (trace, tf2onnx, graph clean-up)")
     t = time.perf_counter()
     path = os.path.join(folder, "model.onnx")
     writer = external_data.writer_for(model.weights, path)  # None under 2 GB

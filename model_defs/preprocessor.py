@@ -61,7 +61,10 @@ class Preprocessor:
         tokenizer = cls.tokenizer_cls.from_preset(directory)
         config = {}
         if stored is not None:
-            found = P.class_for(stored.get("registered_name") or stored["class_name"])
+            try:
+                found = P.class_for(stored.get("registered_name") or stored["class_name"])
+            except P.PresetError:  # a keras-hub class we lack (BertTextEmbedderPreprocessor):
+                found = cls  # this class around the preset's tokenizer, keeping its settings
             if issubclass(found, cls):
                 cls = found
                 config = {k: v for k, v in stored["config"].items() if k in cls.config_keys}
