@@ -45,8 +45,11 @@ def _add_fill_mask(sub):
 
 
 def _add_encode(sub):
-    p = sub.add_parser("encode", help="mean-pooled sentence embeddings from a backbone")
-    p.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
+    p = sub.add_parser("encode", help="sentence embeddings from a backbone, pooled as the "
+                       "artifact's manifest says")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="L2-normalise the embeddings, or not (default: as the model "
+                   "expects, from the manifest's pooling)")
     return p
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.artifact import Artifact
+from runtime.artifact import Artifact, ArtifactError
 from runtime.text_inputs import mean_pool
+
+# What `embed` does when the manifest has no pooling block (artifacts of older exports).
+DEFAULT_POOLING = {"mode": "mean", "normalize": False}
 
 
 class Encoder:
@@ -21,7 +24,7 @@ class Encoder:
     encoder = Encoder("artifacts/all_minilm")
     out = encoder.encode(["A sentence.", "Another, longer sentence."])
     out["sequence_output"].shape  # (2, 8, 384)
-    vectors = encoder.embed(["A sentence."])  # mean pooled, (1, 384)
+    vectors = encoder.embed(["A sentence."])  # pooled as the model expects, (1, 384)
     ```
     """
 
@@ -60,10 +63,37 @@ class Encoder:
         out["padding_mask"] = feeds["padding_mask"]
         return out
 
-    def embed(self, texts=None, token_ids=None, padding_mask=None, normalize=False):
-        """Sentence embeddings: mean of the sequence output over real tokens."""
+    @property
+    def pooling(self):
+        """How `embed` pools: the manifest's `pooling` block, written by the exporter from
+        what the preset declares (sentence-transformers' modules.json, keras-hub's
+        TextEmbedder config, the built-in preset), e.g. {"mode": "mean", "normalize": true}."""
+        return {**DEFAULT_POOLING, **(self.artifact.manifest.get("pooling") or {})}
+
+    def embed(self, texts=None, token_ids=None, padding_mask=None, normalize=None):
+        """Sentence embeddings, pooled over real tokens as the manifest says (mean, cls or
+        max) and L2-normalised when the model expects it; `normalize` overrides that."""
+        pooling = self.pooling
+        if pooling.get("unsupported"):
+            raise ArtifactError(f"{self.artifact.folder}: {pooling['unsupported']}; use "
+                                "encode() for the token vectors")
         out = self.encode(texts, token_ids, padding_mask)
-        vectors = mean_pool(out["sequence_output"], out["padding_mask"])
-        if normalize:
-            vectors = vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+        vectors = pool(out["sequence_output"], out["padding_mask"], pooling["mode"])
+        if pooling["normalize"] if normalize is None else normalize:
+            # (sentence-transformers' Normalize: x / max(|x|, 1e-12))
+            norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+            vectors = vectors / np.maximum(norms, 1e-12)
         return vectors
+
+
+def pool(sequence_output, padding_mask, mode):
+    """(batch, seq, hidden) token vectors -> (batch, hidden), over real tokens only."""
+    if mode == "mean":
+        return mean_pool(sequence_output, padding_mask)
+    if mode == "cls":
+        return sequence_output[:, 0]
+    if mode == "max":
+        real = padding_mask.astype(bool)[..., None]
+        return np.where(real, sequence_output, -np.inf).max(axis=1)
+    raise ArtifactError(f"unknown pooling mode {mode!r} in the manifest; re-export the "
+                        "artifact")

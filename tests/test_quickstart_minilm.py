@@ -35,7 +35,7 @@ def test_embeddings_match_keras_and_transformers(exported):
     path, out = exported
     encoder = Encoder(out)
     feeds = encoder.feeds(TEXTS)
-    onnx_vectors = encoder.embed(TEXTS)
+    onnx_vectors = encoder.embed(TEXTS, normalize=False)  # the raw mean pooling
 
     keras_out = Backbone.from_preset(path)(feeds)["sequence_output"]
     keras_vectors = mean_pool(np.asarray(keras_out), feeds["padding_mask"])
@@ -51,3 +51,43 @@ def test_embeddings_match_keras_and_transformers(exported):
     # Real weights give meaningful geometry: paraphrases are closer than unrelated text.
     cos = onnx_vectors @ onnx_vectors.T / np.outer(*(2 * [np.linalg.norm(onnx_vectors, 1)]))
     assert cos[0, 1] > cos[0, 2]
+
+
+def unit(vectors):
+    return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+
+
+def test_encode_returns_what_sentence_transformers_returns(exported):
+    """modules.json says Pooling (mean) then Normalize: `encode`, without --normalize,
+    gives transformers' mean-pooled, L2-normalised vectors, as sentence-transformers does."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import torch
+    import transformers
+
+    from runtime.encoder import Encoder
+    from runtime.text_inputs import mean_pool
+
+    path, out = exported
+    with open(os.path.join(out, "manifest.json"), encoding="utf-8") as f:
+        assert json.load(f)["pooling"] == {"mode": "mean", "normalize": True,
+                                           "source": "modules.json"}
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = transformers.AutoModel.from_pretrained(path).eval()(**batch).last_hidden_state
+    want = unit(mean_pool(hidden.numpy(), batch["attention_mask"].numpy()))
+    np.testing.assert_allclose(Encoder(out).embed(TEXTS), want, atol=1e-4, rtol=0)
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cli = subprocess.run([sys.executable, "-m", "runtime", "encode", out, *TEXTS, "--json"],
+                         cwd=repo, capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    got = np.array([json.loads(line)["embedding"] for line in cli.stdout.splitlines()])
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+    raw = subprocess.run([sys.executable, "-m", "runtime", "encode", out, TEXTS[0], "--json",
+                          "--no-normalize"], cwd=repo, capture_output=True, text=True)
+    assert np.linalg.norm(json.loads(raw.stdout)["embedding"]) > 1.5  # unnormalised
