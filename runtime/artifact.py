@@ -8,22 +8,31 @@ import threading
 
 import numpy as np
 
+from runtime.checks import SUPPORTED_FORMAT, check_manifest, inside, int_array
+from runtime.errors import ArtifactError
 from runtime.session import make_session
 
-SUPPORTED_FORMAT = 1
+__all__ = ["Artifact", "ArtifactError", "SUPPORTED_FORMAT", "VERIFY_MODES"]
 
-
-class ArtifactError(ValueError):
-    """An artifact folder that cannot be served as asked; the message says why."""
+# "auto": sha256 when the listed files are small enough to hash at every load, else size.
+VERIFY_MODES = ("auto", "none", "size", "sha256")
+AUTO_SHA256_BYTES = 256 * 2**20
 
 
 class Artifact:
     """The graphs, tokenizer and settings of one exported model.
 
+    Every path the manifest names (graph files, the tokenizer folder and its files, the
+    listed files) must resolve inside the folder, symlinks included, or the artifact is
+    refused.
+
     Args:
         folder: the artifact folder (with manifest.json).
         device: "cpu" or "cuda" (falls back to CPU with a warning).
-        verify: "size" checks every listed file's size, "sha256" its hash too.
+        verify: how the listed files are checked at load: "sha256" (size and hash),
+            "size", "none", or "auto" (the default: sha256 when they total under 256 MB,
+            else size).
+        threads: ONNX Runtime intra-op threads (None: its default).
 
     Example:
     ```python
@@ -32,35 +41,28 @@ class Artifact:
     ```
     """
 
-    def __init__(self, folder, device="cpu", verify="size", threads=None):
+    def __init__(self, folder, device="cpu", verify="auto", threads=None):
+        if verify not in VERIFY_MODES:
+            raise ValueError(f"unknown verify mode {verify!r}; choose one of {VERIFY_MODES}")
         self.folder = os.fspath(folder)
         self.device = device
         self.threads = threads
-        path = os.path.join(self.folder, "manifest.json")
-        if not os.path.isfile(path):
-            raise ArtifactError(f"{self.folder} is not an artifact folder (no manifest.json)")
-        try:
-            with open(path, encoding="utf-8") as f:
-                self.manifest = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ArtifactError(f"{path} is not valid JSON: {e}") from None
-        version = self.manifest.get("format_version")
-        if version != SUPPORTED_FORMAT:
-            raise ArtifactError(f"{path} has format version {version}; this runtime reads "
-                                f"version {SUPPORTED_FORMAT}")
-        missing = [k for k in ("task", "graphs", "files") if k not in self.manifest]
-        if missing:
-            raise ArtifactError(f"{path} lacks {', '.join(missing)}; re-export the artifact")
-        self._verify(verify)
+        self.manifest = _read_manifest(self.folder)
+        self._graph_paths = {name: inside(self.folder, spec["file"], f"graph {name!r} file")
+                             for name, spec in self.manifest["graphs"].items()}
+        for path in self._graph_paths.values():
+            _check_external_data(self.folder, path)
+        self._tokenizer_folder = self._check_tokenizer_paths()
+        self.verified = self._verify(verify)
         self._sessions = {}
         self._lock = threading.Lock()  # a server's threads may ask for a graph at once
         self._tokenizer = None
 
     @classmethod
-    def open(cls, artifact, task, command, device="cpu", threads=None):
+    def open(cls, artifact, task, command, device="cpu", threads=None, verify="auto"):
         """`artifact` (an Artifact or its folder) checked to hold `task`, for `command`."""
         if not isinstance(artifact, Artifact):
-            artifact = cls(artifact, device, threads=threads)
+            artifact = cls(artifact, device, verify=verify, threads=threads)
         if artifact.task != task:
             raise ArtifactError(f"{command} needs a {task} artifact; {artifact.folder} is "
                                 f"{artifact.task!r}")
@@ -74,18 +76,50 @@ class Artifact:
         return TextPacker(self.tokenizer, spec.get("packing"),
                           self.config.get("max_sequence_length"))
 
+    # -- load-time checks ----------------------------------------------------------------
+    def _check_tokenizer_paths(self):
+        """The tokenizer folder, its named files and anything else in it (a tokenizer may
+        read files by default names) must all resolve inside the artifact."""
+        spec = self.tokenizer_spec
+        if spec is None:
+            return None
+        directory = spec.get("directory") or "."
+        folder = inside(self.folder, directory, "tokenizer.directory")
+        for role, name in (spec.get("files") or {}).items():
+            inside(self.folder, os.path.join(directory, name), f"tokenizer file {role!r}")
+        if os.path.isdir(folder):
+            for name in os.listdir(folder):
+                inside(self.folder, os.path.join(directory, name), "tokenizer file")
+        return folder
+
     def _verify(self, mode):
+        """Check every listed file (path inside the folder, size, hash per `mode`);
+        returns the mode used ("auto" resolved)."""
         from runtime.hashing import sha256
 
-        for rel, info in self.manifest.get("files", {}).items():
-            path = os.path.join(self.folder, rel)
+        files = self.manifest["files"]
+        paths = {rel: inside(self.folder, rel, "listed file") for rel in files}
+        if mode == "auto":
+            total = sum(info["bytes"] for info in files.values())
+            mode = "sha256" if total <= AUTO_SHA256_BYTES else "size"
+        if mode == "none":
+            return mode
+        for rel, info in files.items():
+            path = paths[rel]
             if not os.path.isfile(path):
-                raise ArtifactError(f"artifact file missing: {rel}")
-            if os.path.getsize(path) != info.get("bytes"):
-                raise ArtifactError(f"artifact file {rel} has {os.path.getsize(path)} bytes, "
-                                    f"the manifest says {info['bytes']} (truncated?)")
-            if mode == "sha256" and sha256(path) != info["sha256"]:
-                raise ArtifactError(f"artifact file {rel} does not match its sha256")
+                raise ArtifactError(f"artifact file missing: {rel} (in {self.folder})")
+            size = os.path.getsize(path)
+            if size != info["bytes"]:
+                raise ArtifactError(f"artifact file {rel} has {size} bytes, the manifest "
+                                    f"says {info['bytes']} (truncated?); re-export or "
+                                    f"re-download the artifact")
+        if mode == "sha256":
+            for rel, info in files.items():
+                if sha256(paths[rel]) != info["sha256"]:
+                    raise ArtifactError(f"artifact file {rel} does not match its sha256 in "
+                                        f"manifest.json (corrupted or modified); re-export "
+                                        f"or re-download the artifact")
+        return mode
 
     # -- manifest views ------------------------------------------------------------------
     @property
@@ -94,7 +128,7 @@ class Artifact:
 
     @property
     def config(self):
-        return self.manifest.get("config", {})
+        return self.manifest.get("config") or {}
 
     @property
     def tokenizer_spec(self):
@@ -110,12 +144,18 @@ class Artifact:
                                     "export from a preset that holds one")
             from runtime.tokenizers import load_tokenizer
 
-            self._tokenizer = load_tokenizer(
-                os.path.join(self.folder, spec.get("directory", "")), spec)
+            try:
+                self._tokenizer = load_tokenizer(self._tokenizer_folder, spec)
+            except ArtifactError:
+                raise
+            except (ValueError, TypeError, KeyError, OSError) as e:
+                # Bad tokenizer assets or spec: the artifact cannot be served, say why.
+                raise ArtifactError(f"cannot load the tokenizer of {self.folder}: "
+                                    f"{_one_line(e)}") from None
         return self._tokenizer
 
     def graph(self, name):
-        graphs = self.manifest.get("graphs", {})
+        graphs = self.manifest["graphs"]
         if name not in graphs:
             raise ArtifactError(f"artifact has no {name!r} graph (it has {sorted(graphs)})")
         return graphs[name]
@@ -123,48 +163,77 @@ class Artifact:
     def session(self, name="model"):
         with self._lock:
             if name not in self._sessions:
-                path = os.path.join(self.folder, self.graph(name)["file"])
-                self._sessions[name] = make_session(path, self.device, self.threads)
+                self.graph(name)
+                self._sessions[name] = make_session(self._graph_paths[name], self.device,
+                                                    self.threads)
             return self._sessions[name]
 
     # -- running -------------------------------------------------------------------------
     def check_token_ids(self, feeds):
-        vocab = self.config.get("vocabulary_size")
+        """Token ids checked before any cast: integers, in [0, vocabulary_size), within
+        the model's positions."""
         ids = feeds.get("token_ids")
         if ids is None:
             return
+        ids = np.asarray(ids)
         if ids.size == 0:
             raise ArtifactError("empty token_ids")
         limit = self.config.get("max_sequence_length")
         if limit and ids.ndim == 2 and ids.shape[1] > limit:
             raise ArtifactError(f"{ids.shape[1]} tokens are more than the model's "
                                 f"{limit} positions")
-        if vocab is None:
-            return
-        low, high = int(ids.min()), int(ids.max())
-        if low < 0 or high >= vocab:
-            bad = low if low < 0 else high
-            raise ArtifactError(f"token id {bad} is out of range [0, {vocab})")
+        int_array(ids, "token_ids", high=self.config.get("vocabulary_size")
+                  or np.iinfo(np.int32).max)
 
     def run(self, name, feeds, outputs=None):
-        """Run graph `name` on numpy feeds; returns a dict of outputs."""
+        """Run graph `name` on numpy feeds; returns a dict of outputs. Integer feeds are
+        checked (dtype, range) before they are cast to the graph's dtype."""
         spec = self.graph(name)
         expected = [i["name"] for i in spec["inputs"]]
         missing = [n for n in expected if n not in feeds]
         if missing:
             raise ArtifactError(f"graph {name!r} needs inputs {missing}")
-        feeds = {n: np.ascontiguousarray(feeds[n], dtype=_dtype(i))
-                 for n, i in zip(expected, spec["inputs"])}
         self.check_token_ids(feeds)
+        feeds = {n: _cast(feeds[n], n, i["dtype"]) for n, i in zip(expected, spec["inputs"])}
         session = self.session(name)
         names = outputs or [o.name for o in session.get_outputs()]
         try:
             values = session.run(names, feeds)
         except Exception as e:  # onnxruntime's errors derive from Exception only
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ArtifactError(f"graph {name!r} failed: {first[:300]}") from None
+            raise ArtifactError(f"graph {name!r} failed: {_one_line(e)[:300]}") from None
         return dict(zip(names, values))
 
 
-def _dtype(spec):
-    return np.dtype(spec["dtype"])
+def _read_manifest(folder):
+    path = os.path.join(folder, "manifest.json")
+    if not os.path.isfile(path):
+        raise ArtifactError(f"{folder} is not an artifact folder (no manifest.json)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{path} is not valid JSON: {_one_line(e)}") from None
+    except RecursionError:
+        raise ArtifactError(f"{path} is nested too deeply to be a manifest") from None
+    check_manifest(manifest, path)
+    return manifest
+
+
+def _check_external_data(folder, graph_path):
+    """ONNX external data beside a graph (`model.onnx_data`) must not lead out either."""
+    data = graph_path + "_data"
+    if os.path.lexists(data):
+        inside(folder, os.path.relpath(data, os.path.realpath(folder)), "external data")
+
+
+def _cast(value, name, dtype):
+    """A feed in the graph's dtype; integer feeds are checked before the cast."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        value = int_array(value, name, allow_bool=name != "token_ids")
+    return np.ascontiguousarray(value, dtype=dtype)
+
+
+def _one_line(error):
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines) if lines else type(error).__name__

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.artifact import Artifact
+from runtime.artifact import Artifact, ArtifactError
+from runtime.checks import is_int
 
 
 def softmax(x, axis=-1):
@@ -19,6 +20,7 @@ class Classifier:
         artifact: an `Artifact` or its folder.
         device: "cpu" or "cuda", when `artifact` is a folder.
         labels: optional class names, index -> name (one per class).
+        verify: how the artifact's files are checked at load (see `Artifact`).
 
     Example:
     ```python
@@ -29,12 +31,19 @@ class Classifier:
     ```
     """
 
-    def __init__(self, artifact, device="cpu", labels=None):
-        self.artifact = Artifact.open(artifact, "text_classifier", "classify", device)
+    def __init__(self, artifact, device="cpu", labels=None, verify="auto"):
+        self.artifact = Artifact.open(artifact, "text_classifier", "classify", device,
+                                      verify=verify)
         head = self.artifact.manifest.get("classifier") or {}
         self.activation = head.get("activation") or "linear"
+        if not isinstance(self.activation, str):
+            raise ArtifactError(f"manifest.json: classifier.activation must be a name, got "
+                                f"{self.activation!r}; re-export")
         self.labels = list(labels) if labels is not None else None
         num_classes = head.get("num_classes")
+        if num_classes is not None and (not is_int(num_classes) or num_classes < 1):
+            raise ArtifactError(f"manifest.json: classifier.num_classes must be an integer "
+                                f">= 1, got {num_classes!r}; re-export")
         if self.labels is not None and num_classes and len(self.labels) != num_classes:
             raise ValueError(f"{len(self.labels)} labels for {num_classes} classes")
         self.packer = self.artifact.text_packer()

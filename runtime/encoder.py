@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.artifact import Artifact, ArtifactError
+from runtime.checks import int_array
 from runtime.text_inputs import mean_pool
 
 # What `embed` does when the manifest has no pooling block (artifacts of older exports).
@@ -18,6 +19,7 @@ class Encoder:
     Args:
         artifact: an `Artifact` or its folder.
         device: "cpu" or "cuda", when `artifact` is a folder.
+        verify: how the artifact's files are checked at load (see `Artifact`).
 
     Example:
     ```python
@@ -28,8 +30,8 @@ class Encoder:
     ```
     """
 
-    def __init__(self, artifact, device="cpu"):
-        self.artifact = Artifact.open(artifact, "backbone", "encode", device)
+    def __init__(self, artifact, device="cpu", verify="auto"):
+        self.artifact = Artifact.open(artifact, "backbone", "encode", device, verify=verify)
         self._packer = None
 
     @property
@@ -40,9 +42,13 @@ class Encoder:
 
     def feeds(self, texts=None, token_ids=None, padding_mask=None):
         if token_ids is not None:
-            token_ids = np.atleast_2d(np.asarray(token_ids, dtype="int32"))
-            padding_mask = (np.ones_like(token_ids) if padding_mask is None
-                            else np.atleast_2d(np.asarray(padding_mask, "int32")))
+            # Checked before the cast: 2**32 + 2023 must not become 2023, nor 3.5 become 3.
+            vocab = self.artifact.config.get("vocabulary_size")
+            token_ids = int_array(token_ids, "token_ids", high=vocab or np.iinfo("int32").max)
+            token_ids = np.atleast_2d(token_ids.astype("int32"))
+            padding_mask = (np.ones_like(token_ids) if padding_mask is None else
+                            np.atleast_2d(int_array(padding_mask, "padding_mask",
+                                                    allow_bool=True).astype("int32")))
             if padding_mask.shape != token_ids.shape:
                 raise ValueError(f"padding_mask shape {padding_mask.shape} does not match "
                                  f"token_ids shape {token_ids.shape}")

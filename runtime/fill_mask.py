@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.artifact import Artifact
+from runtime.artifact import Artifact, ArtifactError
 
 
 class FillMask:
@@ -14,6 +14,7 @@ class FillMask:
     Args:
         artifact: an `Artifact` or its folder.
         device: "cpu" or "cuda", when `artifact` is a folder.
+        verify: how the artifact's files are checked at load (see `Artifact`).
 
     Example:
     ```python
@@ -23,10 +24,15 @@ class FillMask:
     ```
     """
 
-    def __init__(self, artifact, device="cpu"):
-        self.artifact = Artifact.open(artifact, "masked_lm", "fill-mask", device)
+    def __init__(self, artifact, device="cpu", verify="auto"):
+        self.artifact = Artifact.open(artifact, "masked_lm", "fill-mask", device,
+                                      verify=verify)
         self.packer = self.artifact.text_packer()
-        self.mask_id = self.packer.packing["mask_token_id"]
+        packing = self.packer.packing
+        if packing.get("mask_token_id") is None or not packing.get("mask_token"):
+            raise ArtifactError("manifest.json: tokenizer.packing lacks mask_token or "
+                                "mask_token_id, which fill-mask needs; re-export the artifact")
+        self.mask_id = packing["mask_token_id"]
 
     def __call__(self, texts, top_k=5):
         """For each text, for each mask in it: `top_k` dicts of token, token_id, score."""

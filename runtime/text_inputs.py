@@ -9,8 +9,9 @@ import logging
 
 import numpy as np
 
-from runtime.artifact import ArtifactError
-from runtime.packing import pack_segments
+from runtime.checks import is_int
+from runtime.errors import ArtifactError
+from runtime.packing import TRUNCATE_MODES, pack_segments
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,13 @@ class TextPacker:
     def __init__(self, tokenizer, packing, max_length=None):
         if packing is None:
             raise ArtifactError("the artifact's manifest has no packing entry for text input")
+        _check_packing(packing, tokenizer.vocabulary_size())
         self.tokenizer = tokenizer
         self.packing = packing
         limit = packing.get("sequence_length") or max_length
+        if not limit:
+            raise ArtifactError("manifest.json gives no sequence length (tokenizer.packing."
+                                "sequence_length or config.max_sequence_length); re-export")
         self.sequence_length = min(limit, max_length) if max_length else limit
 
     def token_segments(self, texts):
@@ -76,6 +81,39 @@ class TextPacker:
         if p.get("segment_ids"):
             feeds["segment_ids"] = segment_ids.astype("int32")
         return feeds
+
+
+def _check_packing(packing, vocabulary_size):
+    """The manifest's packing entry, with the types and id ranges `pack` relies on."""
+    def fail(what):
+        raise ArtifactError(f"manifest.json: tokenizer.packing.{what}; re-export the artifact")
+
+    def token_id(key, value):
+        if not is_int(value) or not 0 <= value < vocabulary_size:
+            fail(f"{key} must be a token id in [0, {vocabulary_size}), got {value!r}")
+
+    if not isinstance(packing, dict):
+        raise ArtifactError("manifest.json: tokenizer.packing must be an object; re-export")
+    for key in ("start_token_id", "end_token_id", "pad_token_id"):
+        if key not in packing:
+            fail(f"{key} is missing")
+        token_id(key, packing[key])
+    if packing.get("mask_token_id") is not None:
+        token_id("mask_token_id", packing["mask_token_id"])
+    seps = packing.get("sep_token_ids")
+    if seps is not None:
+        if not isinstance(seps, list) or not seps:
+            fail(f"sep_token_ids must be a non-empty list of ids, got {seps!r}")
+        for value in seps:
+            token_id("sep_token_ids", value)
+    mask = packing.get("mask_token")
+    if mask is not None and (not isinstance(mask, str) or not mask):
+        fail(f"mask_token must be a non-empty string, got {mask!r}")
+    length = packing.get("sequence_length")
+    if length is not None and (not is_int(length) or length < 3):
+        fail(f"sequence_length must be an integer >= 3, got {length!r}")
+    if packing.get("truncate", "round_robin") not in TRUNCATE_MODES:
+        fail(f"truncate must be one of {TRUNCATE_MODES}, got {packing.get('truncate')!r}")
 
 
 def mean_pool(sequence_output, padding_mask):
