@@ -31,6 +31,7 @@ import numpy as np
 
 from runtime import samplers
 from runtime.artifact import Artifact, ArtifactError
+from runtime.checks import int_array, is_int
 from runtime.packing import pack_start_end
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Generator:
         artifact: an `Artifact` or its folder.
         device: "cpu" or "cuda" (falls back to CPU with a warning), for a folder.
         threads: ONNX Runtime intra-op threads (None: ONNX Runtime's default).
+        verify: how the artifact's files are checked at load (see `Artifact`).
 
     Example:
     ```python
@@ -71,8 +73,9 @@ class Generator:
     ```
     """
 
-    def __init__(self, artifact, device="cpu", threads=None):
-        self.artifact = Artifact.open(artifact, "seq2seq_lm", "generate", device, threads)
+    def __init__(self, artifact, device="cpu", threads=None, verify="auto"):
+        self.artifact = Artifact.open(artifact, "seq2seq_lm", "generate", device, threads,
+                                      verify=verify)
         manifest = self.artifact.manifest
         graphs = manifest.get("graphs", {})
         missing = [f"{name} ({file})" for name, file in GRAPHS.items() if name not in graphs]
@@ -84,6 +87,7 @@ class Generator:
         if not self.kv.get("past_inputs"):
             raise ArtifactError(f"{self.artifact.folder}'s manifest has no kv_cache entry; "
                                 f"re-export it")
+        _check_generation_entries(self.kv, self.generation)
         self.sessions = {name: self.artifact.session(name) for name in GRAPHS}
         self._check_names()
         self.device = ("cuda" if "CUDAExecutionProvider"
@@ -289,9 +293,15 @@ class Generator:
                     list(dec["start"]) for t in decoder_text]
         longest = max(len(r) for r in dec_rows)
         if longest >= max_length:
+            # The real limit: max_length cannot pass the model's decoder positions.
+            if self.max_position and longest >= self.max_position:
+                fix = (f"the model has {self.max_position} decoder positions, so shorten "
+                       f"the decoder prompt to at most {self.max_position - 1} tokens")
+            else:
+                fix = f"pass max_length > {longest}"
             raise ValueError(f"max_length {max_length} leaves no room to generate: the "
                              f"decoder prompt already has {longest} tokens (start tokens "
-                             f"included); pass max_length > {longest}")
+                             f"included); {fix}")
         dec_ids, dec_mask = pack_start_end(dec_rows, max_length, pad_value=dec["pad"])
         x = {"encoder_token_ids": enc_ids.astype("int32"),
              "encoder_padding_mask": enc_mask.astype("int32"),
@@ -351,17 +361,37 @@ class Generator:
         `next`), then return the decoding generator."""
         sampler = self.make_sampler(sampler, **sampler_args)
         x, scalar, texts = self.pack(inputs, max_length)
+        # dtype and range before the cast to int32 (2**32 + 2023 must not become 2023)
+        high = self.vocabulary_size or np.iinfo("int32").max
+        x = {k: int_array(v, k, high=None if k.endswith("mask") else high,
+                          allow_bool=k.endswith("mask")) for k, v in x.items()}
         x = {k: np.ascontiguousarray(v, "int32") for k, v in x.items()}
         self._check_ids(x)
-        if isinstance(stop_token_ids, (int, np.integer)):
-            stop_token_ids = [int(stop_token_ids)]
+        return self._run(x, sampler, self._stop_ids(stop_token_ids), scalar, texts, emit)
+
+    def _stop_ids(self, stop_token_ids):
+        """"auto" (the manifest's), None or ids: a list of ints in the vocabulary, or None."""
+        source = "stop_token_ids"
         if isinstance(stop_token_ids, str) and stop_token_ids == "auto":
+            source = "manifest.json generation.stop_token_ids"
             stop_token_ids = self.generation.get("stop_token_ids")
             if stop_token_ids is None and "end_token_id" in self.generation:
                 stop_token_ids = [self.generation["end_token_id"]]
-        elif stop_token_ids is not None:
-            stop_token_ids = [int(t) for t in stop_token_ids]
-        return self._run(x, sampler, stop_token_ids, scalar, texts, emit)
+        if stop_token_ids is None:
+            return None
+        if is_int(stop_token_ids):
+            stop_token_ids = [stop_token_ids]
+        if isinstance(stop_token_ids, (str, bytes, dict)) or not hasattr(stop_token_ids,
+                                                                         "__iter__"):
+            raise TypeError(f"{source} must be 'auto', None or a list of token ids, got "
+                            f"{stop_token_ids!r}")
+        ids = list(stop_token_ids)
+        vocab = self.vocabulary_size
+        for t in ids:
+            if not is_int(t) or t < 0 or (vocab and t >= vocab):
+                where = f"[0, {vocab})" if vocab else "non-negative integers"
+                raise ValueError(f"{source}: {t!r} is not a token id (ids are {where})")
+        return [int(t) for t in ids]
 
     def _run(self, x, sampler, stop_token_ids, scalar, texts, emit):
         prompt, prompt_mask = x["decoder_token_ids"], x["decoder_padding_mask"].astype(bool)
@@ -726,6 +756,31 @@ def _texts(texts, what, allow_empty=False):
             raise TypeError(f"expected text for each {what}, got {type(t).__name__}")
         out.append(t)
     return out
+
+
+def _check_generation_entries(kv, generation):
+    """The manifest's kv_cache and generation entries, with the types the loop uses."""
+    def fail(what):
+        raise ArtifactError(f"manifest.json: {what}; re-export the artifact")
+
+    past = kv.get("past_inputs")
+    if not isinstance(past, list) or not all(isinstance(n, str) and
+                                             n.startswith("past_key_values.") for n in past):
+        fail("kv_cache.past_inputs must be a list of past_key_values.* names")
+    present = kv.get("present_outputs") or {}
+    if not isinstance(present, dict) or not all(
+            isinstance(v, list) and all(isinstance(n, str) for n in v)
+            for v in present.values()):
+        fail("kv_cache.present_outputs must map each graph to a list of output names")
+    for key in ("num_heads", "head_dim"):
+        if not is_int(kv.get(key)) or kv[key] < 1:
+            fail(f"kv_cache.{key} must be an integer >= 1, got {kv.get(key)!r}")
+    if kv.get("dtype", "float32") not in ("float32", "float16"):
+        fail(f"kv_cache.dtype must be float32 or float16, got {kv.get('dtype')!r}")
+    for key in ("max_length", "max_position"):
+        if generation.get(key) is not None and (not is_int(generation[key])
+                                                or generation[key] < 1):
+            fail(f"generation.{key} must be an integer >= 1, got {generation[key]!r}")
 
 
 def _present(past_name):

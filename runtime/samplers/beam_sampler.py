@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from runtime.samplers.sampler import Sampler, any_stop
+from runtime.samplers.sampler import Sampler, any_stop, check_int
 
 
 def map_cache(fn, cache):
@@ -37,10 +37,11 @@ class BeamSampler(Sampler):
 
     def __init__(self, num_beams=5, return_all_beams=False, **kwargs):
         super().__init__(**kwargs)
-        if int(num_beams) < 1:
-            raise ValueError(f"num_beams must be >= 1, got {num_beams}")
-        self.num_beams = int(num_beams)
-        self.return_all_beams = return_all_beams
+        self.num_beams = check_int(num_beams, "num_beams")
+        if not isinstance(return_all_beams, (bool, np.bool_)):
+            raise ValueError(f"return_all_beams must be True or False, got "
+                             f"{return_all_beams!r}")
+        self.return_all_beams = bool(return_all_beams)
 
     def steps(self, next, prompt, cache=None, index=0, mask=None, stop_token_ids=None):
         """The search one step at a time: yields `(index, None)` after each position (the

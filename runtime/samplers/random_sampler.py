@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from runtime.samplers.sampler import Sampler, pick
+from runtime.samplers.sampler import Sampler, check_seed, pick
 
 
 class RandomSampler(Sampler):
@@ -22,7 +22,7 @@ class RandomSampler(Sampler):
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     def get_next_token(self, probabilities, u=None):
         ids = np.arange(probabilities.shape[-1])

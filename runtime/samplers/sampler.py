@@ -76,11 +76,41 @@ def top_indices(probs, k):
     return chosen[np.lexsort((chosen, -probs[chosen]))]
 
 
+def check_int(value, name, minimum=1, allow_none=False):
+    """`value` as an int >= `minimum` (None passes with `allow_none`); 2.5 and True are
+    refused rather than truncated."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_seed(seed):
+    """None or a non-negative int (what numpy's default_rng takes)."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or (
+            seed < 0):
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    return int(seed)
+
+
+def check_number(value, name):
+    """A finite real number (not a bool, not a string)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return value
+
+
 class Sampler:
     """Base sampler.
 
     Args:
-        temperature: float > 0, divides the logits before the softmax.
+        temperature: finite float > 0, divides the logits before the softmax.
 
     Call args:
         next: `next(prompt, cache, index) -> (logits (batch, vocab), cache)`, the logits
@@ -98,8 +128,8 @@ class Sampler:
     needs_rng = False
 
     def __init__(self, temperature=1.0):
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not check_number(temperature, "temperature") > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
         self.temperature = temperature
 
     def __call__(self, next, prompt, cache=None, index=0, mask=None, stop_token_ids=None,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from runtime.samplers.sampler import Sampler, pick, top_indices
+from runtime.samplers.sampler import Sampler, check_int, check_seed, pick, top_indices
 
 
 class TopKSampler(Sampler):
@@ -25,10 +25,8 @@ class TopKSampler(Sampler):
 
     def __init__(self, k=5, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if int(k) < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        self.k = int(k)
-        self.seed = seed
+        self.k = check_int(k, "k")
+        self.seed = check_seed(seed)
 
     def get_next_token(self, probabilities, u=None):
         out = np.empty(probabilities.shape[0], np.int64)

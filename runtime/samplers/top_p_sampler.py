@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from runtime.samplers.sampler import Sampler, pick, top_indices
+from runtime.samplers.sampler import Sampler, check_int, check_number, check_seed, pick, top_indices
 
 
 class TopPSampler(Sampler):
@@ -25,13 +25,11 @@ class TopPSampler(Sampler):
 
     def __init__(self, p=0.1, k=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0 < p <= 1:
-            raise ValueError(f"p must be in (0, 1], got {p}")
-        if k is not None and int(k) < 1:
-            raise ValueError(f"k must be >= 1 or None, got {k}")
+        if not 0 < check_number(p, "p") <= 1:
+            raise ValueError(f"p must be in (0, 1], got {p!r}")
         self.p = p
-        self.k = None if k is None else int(k)
-        self.seed = seed
+        self.k = check_int(k, "k", allow_none=True)
+        self.seed = check_seed(seed)
 
     def get_next_token(self, probabilities, u=None):
         out = np.empty(probabilities.shape[0], np.int64)
