@@ -15,7 +15,8 @@ import sys
 def _fill_mask(args):
     from runtime.fill_mask import FillMask
 
-    results = FillMask(args.artifact, device=args.device)(args.texts, top_k=args.top_k)
+    fill = FillMask(args.artifact, device=args.device, verify=args.verify)
+    results = fill(args.texts, top_k=args.top_k)
     for text, masks in zip(args.texts, results):
         if args.json:
             print(json.dumps({"text": text, "masks": masks}, ensure_ascii=False))
@@ -27,7 +28,7 @@ def _fill_mask(args):
 def _encode(args):
     from runtime.encoder import Encoder
 
-    encoder = Encoder(args.artifact, device=args.device)
+    encoder = Encoder(args.artifact, device=args.device, verify=args.verify)
     vectors = encoder.embed(args.texts, normalize=args.normalize)
     for text, vector in zip(args.texts, vectors):
         if args.json:
@@ -53,7 +54,8 @@ def _add_encode(sub):
     return p
 
 
-# command -> (add its parser, run it). Each parser gets ARTIFACT, texts, --device, --json.
+# command -> (add its parser, run it). Each parser gets ARTIFACT, texts, --device, --json,
+# --verify.
 COMMANDS = {
     "fill-mask": (_add_fill_mask, _fill_mask),
     "encode": (_add_encode, _encode),
@@ -74,10 +76,18 @@ def _register_optional_commands():
         COMMANDS.update(mod.COMMANDS)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a bad option reported as one `error:` line (exit 2), like every other
+    bad input, instead of a usage block."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv):
     _register_optional_commands()
-    parser = argparse.ArgumentParser(prog="python -m runtime",
-                                     description="Serve exported artifacts with ONNX Runtime.")
+    parser = _Parser(prog="python -m runtime",
+                     description="Serve exported artifacts with ONNX Runtime.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add, _ in COMMANDS.values():
         p = add(sub)
@@ -85,6 +95,9 @@ def parse_args(argv):
         p.add_argument("texts", nargs="+", help="input texts")
         p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
         p.add_argument("--json", action="store_true", help="one JSON object per line")
+        p.add_argument("--verify", default="auto", choices=["none", "size", "sha256"],
+                       help="check the artifact's files at load: their sha256 (default when "
+                            "they total under 256 MB), their size (default above), or not")
     return parser.parse_args(argv)
 
 
@@ -96,8 +109,9 @@ def main(argv=None):
 
     try:
         COMMANDS[args.command][1](args)
-    except (ArtifactError, ValueError, TypeError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ArtifactError, ValueError, TypeError, OSError) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        print(f"error: {' '.join(lines) or type(e).__name__}", file=sys.stderr)
         return 2
     return 0
 

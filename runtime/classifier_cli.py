@@ -15,7 +15,8 @@ def _add_classify(sub):
 def _classify(args):
     from runtime.classifier import Classifier
 
-    results = Classifier(args.artifact, device=args.device).classify(args.texts, args.pair)
+    classifier = Classifier(args.artifact, device=args.device, verify=args.verify)
+    results = classifier.classify(args.texts, args.pair)
     for text, result in zip(args.texts, results):
         if args.json:
             print(json.dumps({"text": text, **result}, ensure_ascii=False))

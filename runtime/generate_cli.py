@@ -41,7 +41,10 @@ def _one_line(text):
 def _generate(args):
     from runtime.generator import Generator
 
-    generator = Generator(args.artifact, device=args.device)
+    # Named after the option here: the sampler's own message would say "seed".
+    if args.seed is not None and args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
+    generator = Generator(args.artifact, device=args.device, verify=args.verify)
     options = dict(max_length=args.max_length, sampler=args.sampler,
                    stop_token_ids=None if args.no_stop else "auto", k=args.k, p=args.p,
                    temperature=args.temperature, num_beams=args.num_beams, seed=args.seed)

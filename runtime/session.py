@@ -52,6 +52,8 @@ def make_session(path: str, device: str = "cpu", threads: int | None = None):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"cannot load {os.path.basename(path)}: {first[:300]} "
                          "(re-export the artifact)") from None
-    if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+    # Only when CUDA was really tried: without the provider, providers_for already warned.
+    if "CUDAExecutionProvider" in providers and (
+            "CUDAExecutionProvider" not in session.get_providers()):
         _warn_once("the CUDA provider failed to initialise; running on CPU.")
     return session
