@@ -12,7 +12,7 @@ import numpy as np
 from exporter import convert, external_data, float16, manifest
 from exporter.validate import ValidationError, compare, encoder_inputs
 from model_defs import preset as P
-from model_defs.preset_io import AtomicDirectory
+from model_defs.staged_folder import StagedFolder
 
 # Validation shapes: other batch sizes and lengths than anything traced (tracing is
 # shape-free), with padding on all rows but the first.
@@ -35,6 +35,25 @@ def default_output(preset):
     if str(preset).startswith("kaggle://") and name.isdigit():  # .../name/3
         name = os.path.basename(os.path.dirname(os.path.normpath(str(preset))))
     return os.path.join("artifacts", name)
+
+
+def check_atol(atol):
+    atol = float(atol)
+    if not np.isfinite(atol) or atol < 0:
+        raise ExportError(f"--atol must be a finite number >= 0, not {atol}")
+    return atol
+
+
+def output_folder(output, overwrite):
+    """The artifact folder to write: an existing one is replaced only with `overwrite`,
+    and only if it is an artifact of ours holding nothing else (checked again at the
+    swap, since another export may have written it meanwhile)."""
+    def may_replace(path):
+        if not overwrite:
+            raise ExportError(f"{output} exists; pass --overwrite to replace it")
+        manifest.check_replaceable(path)
+
+    return StagedFolder(output, may_replace=may_replace)
 
 
 def load_model(preset, task=None, random_weights=False, dtype=None):
@@ -89,10 +108,10 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
     """Export `preset` to `output` (default artifacts/<name>) and return the manifest.
     `preset_label` names the source in the manifest when `preset` is a temporary folder."""
     start = time.perf_counter()
-    atol = float16.default_atol(dtype) if atol is None else atol  # float16: looser
+    atol = float16.default_atol(dtype) if atol is None else check_atol(atol)
     output = output or default_output(preset)
-    if os.path.exists(output) and not overwrite:
-        raise ExportError(f"{output} exists; pass --overwrite to replace it")
+    target = output_folder(output, overwrite)
+    target.check()  # refuse a bad --output now, not after minutes of conversion
     remote = P.is_builtin(preset) or str(preset).startswith(("kaggle://", "hf://"))
     if remote and not random_weights:
         progress(f"fetching {preset} (from the kagglehub / huggingface_hub cache if there)")
@@ -112,7 +131,7 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
     if tokenizer is not None and vocab is not None and tokenizer.vocabulary_size() > vocab:
         raise ExportError(f"the tokenizer has {tokenizer.vocabulary_size()} tokens but the "
                           f"model's vocabulary_size is {vocab}; use the preset's own tokenizer")
-    with AtomicDirectory(output, overwrite=overwrite, marker="manifest.json") as tmp:
+    with target as tmp:  # published whole at the end, or nothing is
         if task == "seq2seq_lm":
             from exporter.seq2seq import export_seq2seq
 
