@@ -74,7 +74,7 @@ class Artifact:
 
         spec = self.tokenizer_spec or {}
         return TextPacker(self.tokenizer, spec.get("packing"),
-                          self.config.get("max_sequence_length"))
+                          self.model.get("max_sequence_length"))
 
     # -- load-time checks ----------------------------------------------------------------
     def _check_tokenizer_paths(self):
@@ -127,8 +127,16 @@ class Artifact:
         return self.manifest["task"]
 
     @property
-    def config(self):
-        return self.manifest.get("config") or {}
+    def model(self):
+        """The runtime-facing facts of the model (manifest "model" block): at least
+        `vocabulary_size` and `max_sequence_length`. Artifacts written before that block
+        carry them in the Keras "config" they embedded instead."""
+        block = self.manifest.get("model")
+        if isinstance(block, dict):
+            return block
+        config = self.manifest.get("config") or {}
+        return {k: config[k] for k in ("vocabulary_size", "max_sequence_length")
+                if k in config}
 
     @property
     def tokenizer_spec(self):
@@ -178,11 +186,11 @@ class Artifact:
         ids = np.asarray(ids)
         if ids.size == 0:
             raise ArtifactError("empty token_ids")
-        limit = self.config.get("max_sequence_length")
+        limit = self.model.get("max_sequence_length")
         if limit and ids.ndim == 2 and ids.shape[1] > limit:
             raise ArtifactError(f"{ids.shape[1]} tokens are more than the model's "
                                 f"{limit} positions")
-        int_array(ids, "token_ids", high=self.config.get("vocabulary_size")
+        int_array(ids, "token_ids", high=self.model.get("vocabulary_size")
                   or np.iinfo(np.int32).max)
 
     def run(self, name, feeds, outputs=None):

@@ -80,9 +80,10 @@ class ManifestChecker:
         self.string(m["task"], "task")
         self._graphs(m["graphs"])
         self._files(m["files"])
-        config = self.object(m.get("config"), "config", optional=True)
-        for key in ("vocabulary_size", "max_sequence_length"):
-            self.optional_count(config, key, "config")
+        for block in ("model", "config"):  # "config": artifacts from before "model"
+            facts = self.object(m.get(block), block, optional=True)
+            for key in ("vocabulary_size", "max_sequence_length"):
+                self.optional_count(facts, key, block)
         self._tokenizer(m.get("tokenizer"))
         for key in ("generation", "kv_cache", "classifier"):
             self.object(m.get(key), key, optional=True)

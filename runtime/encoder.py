@@ -43,7 +43,7 @@ class Encoder:
     def feeds(self, texts=None, token_ids=None, padding_mask=None):
         if token_ids is not None:
             # Checked before the cast: 2**32 + 2023 must not become 2023, nor 3.5 become 3.
-            vocab = self.artifact.config.get("vocabulary_size")
+            vocab = self.artifact.model.get("vocabulary_size")
             token_ids = int_array(token_ids, "token_ids", high=vocab or np.iinfo("int32").max)
             token_ids = np.atleast_2d(token_ids.astype("int32"))
             padding_mask = (np.ones_like(token_ids) if padding_mask is None else

@@ -95,8 +95,8 @@ class Generator:
         self.kv_dtype = np.dtype(self.kv.get("dtype", "float32"))
         self.hidden_dtype = np.dtype(_input_dtype(self.artifact.graph("decoder"),
                                                   "encoder_hidden_states"))
-        self.vocabulary_size = self.artifact.config.get("vocabulary_size")
-        self.max_position = self.generation.get("max_position") or self.artifact.config.get(
+        self.vocabulary_size = self.artifact.model.get("vocabulary_size")
+        self.max_position = self.generation.get("max_position") or self.artifact.model.get(
             "max_sequence_length")
         packing = (self.artifact.tokenizer_spec or {}).get("packing") or {}
         self.encoder_packing = packing.get("encoder") or {}
