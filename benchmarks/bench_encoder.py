@@ -44,7 +44,7 @@ def main():
     import tensorflow as tf
 
     from exporter.export import export_preset, load_model
-    from exporter.validate import encoder_inputs
+    from exporter.specs.encoder import encoder_inputs
     from runtime.artifact import Artifact
 
     out = os.path.join(tempfile.mkdtemp(), "artifact")

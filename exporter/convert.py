@@ -19,6 +19,7 @@ import onnx
 import tensorflow as tf
 from onnx import numpy_helper
 
+from exporter.errors import ValidationError
 from exporter.optimize import optimize
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,31 @@ def set_dynamic_axes(proto, axes: dict):
             dim = value.type.tensor_type.shape.dim[axis]
             dim.ClearField("dim_value")
             dim.dim_param = axis_name
+
+
+def prune_initializers(proto):
+    """Drop the weights a graph does not read (a graph traced with all the model's
+    variables may need only part of them: a seq2seq encoder none of the decoder's)."""
+    used = {name for node in proto.graph.node for name in node.input}
+    for node in proto.graph.node:  # subgraphs (If/Loop bodies) read outer names too
+        for attr in node.attribute:
+            if attr.g is not None:
+                used |= {n for sub in attr.g.node for n in sub.input}
+    keep = [t for t in proto.graph.initializer if t.name in used]
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(keep)
+
+
+def order_outputs(proto, names):
+    """Graph outputs in `names` order (tf2onnx may sort dict outputs)."""
+    by_name = {o.name: o for o in proto.graph.output}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ValidationError(f"the traced graph lacks outputs {missing[:4]}; "
+                              f"it has {sorted(by_name)[:6]}")
+    ordered = [by_name[n] for n in names]
+    del proto.graph.output[:]
+    proto.graph.output.extend(ordered)
 
 
 def save(proto, path, external_data=None):

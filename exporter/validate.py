@@ -1,50 +1,105 @@
-"""Validation of an exported graph: ONNX Runtime against the Keras model it came from, on
-fresh inputs of other shapes than the traced ones."""
+"""Validation of exported graphs: ONNX Runtime against the Keras model they came from.
+
+A spec's `validate` runs both on fresh inputs (other shapes than anything traced) and
+feeds every pair of outputs to one `Comparison`, which keeps the worst difference per
+output and where it happened. The verdict is computed from those numbers (`verdict`);
+the exporter publishes nothing when it is False.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from exporter.errors import ValidationError
 
-class ValidationError(RuntimeError):
-    """ONNX Runtime disagrees with Keras beyond the tolerance."""
-
-
-def encoder_inputs(input_names, batch, length, vocabulary_size, rng, num_segments=2):
-    """Random integer inputs for an encoder graph, with right padding on all rows but the
-    first (so masking is exercised) and mask positions inside the real tokens."""
-    lengths = np.full(batch, length)
-    if batch > 1:
-        lengths[1:] = rng.integers(max(1, length // 3), length + 1, batch - 1)
-    padding_mask = (np.arange(length)[None, :] < lengths[:, None]).astype("int32")
-    inputs = {
-        "token_ids": (rng.integers(1, vocabulary_size, (batch, length)) * padding_mask
-                      ).astype("int32"),
-        "padding_mask": padding_mask,
-    }
-    if "segment_ids" in input_names:
-        inputs["segment_ids"] = (rng.integers(0, num_segments, (batch, length))
-                                 * padding_mask).astype("int32")
-    if "mask_positions" in input_names:
-        num_masks = 3
-        inputs["mask_positions"] = np.stack(
-            [rng.integers(0, n, num_masks) for n in lengths]).astype("int32")
-    return {k: v for k, v in inputs.items() if k in input_names}
+__all__ = ["Comparison", "ValidationError", "compare", "verdict"]
 
 
-def compare(expected: dict, actual: dict, atol: float, context: str = "") -> dict:
-    """Max abs diff per output; raises ValidationError naming the worst output over `atol`."""
+def compare(expected: dict, actual: dict, context: str = "") -> dict:
+    """Max abs diff per output of `expected` (Keras) against `actual` (ONNX Runtime).
+    A shape mismatch is a ValidationError at once: no tolerance makes it right."""
     diffs = {}
     for name, want in expected.items():
-        got = actual[name]
         want = np.asarray(want, dtype="float32")
-        got = np.asarray(got, dtype="float32")
+        got = np.asarray(actual[name], dtype="float32")
         if want.shape != got.shape:
             raise ValidationError(f"{context}output {name!r}: ONNX shape {got.shape}, "
                                   f"Keras shape {want.shape}")
         diffs[name] = float(np.max(np.abs(want - got))) if want.size else 0.0
-    worst = max(diffs, key=diffs.get) if diffs else None
-    if worst is not None and not diffs[worst] <= atol:
-        raise ValidationError(f"{context}output {worst!r} differs from Keras by "
-                              f"{diffs[worst]:.3g} > atol {atol:g}")
     return diffs
+
+
+def verdict(max_abs_diff: dict, atol: float, greedy_tokens_equal: bool = True) -> bool:
+    """Whether an export passes: every output within `atol` of Keras (NaN fails) and, for
+    generative models, greedy decoding picking Keras' tokens."""
+    return bool(greedy_tokens_equal) and all(d <= atol for d in max_abs_diff.values())
+
+
+class Comparison:
+    """The running result of a validation: worst diff per output group, where it was seen,
+    and whether greedy decoding followed Keras.
+
+    Args:
+        atol: the tolerance the verdict uses.
+        group: maps an output name to the key it is reported under (e.g. every
+            `present.*` KV tensor under "present"); default the name itself.
+    """
+
+    def __init__(self, atol, group=None):
+        self.atol = float(atol)
+        self.group = group or (lambda name: name)
+        self.max_abs_diff = {}
+        self._where = {}
+        self.greedy_ok = True
+        self._greedy_failure = None
+
+    def add(self, expected, actual, context=""):
+        """Compare one run's outputs; returns their diffs (per output name)."""
+        diffs = compare(expected, actual, context)
+        for name, diff in diffs.items():
+            key = self.group(name)
+            if not diff <= self.max_abs_diff.get(key, 0.0):  # NaN is kept: it fails
+                self.max_abs_diff[key] = diff
+                self._where[key] = (context, name)
+        return diffs
+
+    def greedy(self, keras_logits, onnx_logits, context=""):
+        """Greedy choice on (batch, vocab) logits. Returns whether every row picks the same
+        token; a different pick only fails the verdict where Keras has no near-tie (its two
+        candidates more than `atol` apart)."""
+        ours, theirs = np.argmax(keras_logits, -1), np.argmax(onnx_logits, -1)
+        for row in np.flatnonzero(ours != theirs):
+            gap = keras_logits[row, ours[row]] - keras_logits[row, theirs[row]]
+            if gap > self.atol and self.greedy_ok:
+                self.greedy_ok = False
+                self._greedy_failure = (f"{context}greedy token differs from Keras in row "
+                                        f"{row} ({theirs[row]} vs {ours[row]}, logit gap "
+                                        f"{gap:.3g})")
+        return bool((ours == theirs).all())
+
+    @property
+    def passed(self):
+        return verdict(self.max_abs_diff, self.atol, self.greedy_ok)
+
+    def failure(self):
+        """Why the verdict is False (one line), or None when it passed."""
+        if self.passed:
+            return None
+        bad = [k for k, d in self.max_abs_diff.items() if not d <= self.atol]
+        if bad:
+            key = max(bad, key=lambda k: np.nan_to_num(self.max_abs_diff[k], nan=np.inf))
+            context, name = self._where[key]
+            return (f"{context}output {name!r} differs from Keras by "
+                    f"{self.max_abs_diff[key]:.3g} > atol {self.atol:g}")
+        return self._greedy_failure
+
+    def check(self):
+        """Raise ValidationError unless the verdict passed."""
+        message = self.failure()
+        if message is not None:
+            raise ValidationError(message)
+
+    def entry(self, cases):
+        """The manifest's validation block: tolerance, worst diffs, the cases, verdict."""
+        return {"atol": self.atol, "max_abs_diff": dict(self.max_abs_diff), "cases": cases,
+                "passed": self.passed}

@@ -6,6 +6,7 @@ import inspect
 import logging
 import math
 import os
+import re
 
 import keras
 
@@ -56,6 +57,15 @@ class Backbone(keras.Model):
     hf_model_types = ()
     # The exporter's task when a preset holds a bare backbone (BART: "seq2seq_lm").
     default_task = "backbone"
+    # The export spec of a bare backbone (exporter/specs/); None: export a task instead.
+    export_spec = "backbone"
+
+    @classproperty
+    def family(cls):
+        """The model family ("bert", "distil_bert", "xlm_roberta", "bart"): the class name
+        without "Backbone", in snake case, as keras-hub names its folders."""
+        name = cls.__name__.removesuffix("Backbone")
+        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
     def __init__(self, *args, dtype=None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -23,6 +23,7 @@ class MaskedLM(Task):
     """
 
     task_name = "masked_lm"
+    export_spec = "masked_lm"  # exporter/specs/encoder.py: MaskedLMSpec
 
     def __init__(self, backbone, preprocessor=None, head_activation=DEFAULT_HEAD_ACTIVATION,
                  head_layer_norm_epsilon=DEFAULT_HEAD_EPSILON, **kwargs):

@@ -19,6 +19,7 @@ class TextClassifier(Task):
     """
 
     task_name = "text_classifier"
+    export_spec = "text_classifier"  # exporter/specs/encoder.py: TextClassifierSpec
 
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
         """keras-hub's defaults: Adam(5e-5), sparse cross-entropy (on logits unless the head

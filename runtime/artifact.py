@@ -128,15 +128,25 @@ class Artifact:
 
     @property
     def model(self):
-        """The runtime-facing facts of the model (manifest "model" block): at least
-        `vocabulary_size` and `max_sequence_length`. Artifacts written before that block
-        carry them in the Keras "config" they embedded instead."""
+        """The runtime-facing facts of the model (manifest "model" block): `family`,
+        `vocabulary_size`, `max_sequence_length`, `hidden_dim`, `num_layers`, `dtype` and,
+        with a tokenizer, `special_token_ids`. Artifacts written before that block carry
+        the first ones in the Keras "config" they embedded instead."""
         block = self.manifest.get("model")
         if isinstance(block, dict):
             return block
         config = self.manifest.get("config") or {}
-        return {k: config[k] for k in ("vocabulary_size", "max_sequence_length")
-                if k in config}
+        return {k: config[k] for k in ("vocabulary_size", "max_sequence_length",
+                                       "hidden_dim", "num_layers") if k in config}
+
+    @property
+    def special_token_ids(self):
+        """keras-hub name -> id of the special tokens ({"pad_token_id": 0, ...}): the model
+        block's, or the tokenizer entry's in artifacts from before that block."""
+        ids = self.model.get("special_token_ids")
+        if ids is None:
+            ids = (self.tokenizer_spec or {}).get("special_tokens") or {}
+        return dict(ids)
 
     @property
     def tokenizer_spec(self):

@@ -80,13 +80,27 @@ class ManifestChecker:
         self.string(m["task"], "task")
         self._graphs(m["graphs"])
         self._files(m["files"])
-        for block in ("model", "config"):  # "config": artifacts from before "model"
-            facts = self.object(m.get(block), block, optional=True)
-            for key in ("vocabulary_size", "max_sequence_length"):
-                self.optional_count(facts, key, block)
+        self._model(m.get("model"))
+        # "config": the Keras config that artifacts from before "model" embedded.
+        config = self.object(m.get("config"), "config", optional=True)
+        for key in ("vocabulary_size", "max_sequence_length"):
+            self.optional_count(config, key, "config")
         self._tokenizer(m.get("tokenizer"))
         for key in ("generation", "kv_cache", "classifier"):
             self.object(m.get(key), key, optional=True)
+
+    def _model(self, block):
+        """The runtime-facing model facts (see `Artifact.model`)."""
+        facts = self.object(block, "model", optional=True)
+        for key in ("vocabulary_size", "max_sequence_length", "hidden_dim", "num_layers"):
+            self.optional_count(facts, key, "model")
+        for key in ("family", "dtype"):
+            if key in facts:
+                self.string(facts[key], f"model.{key}")
+        special = self.object(facts.get("special_token_ids"), "model.special_token_ids",
+                              optional=True)
+        for key, value in special.items():
+            self.count(value, f"model.special_token_ids.{key}", minimum=0)
 
     def _graphs(self, graphs):
         graphs = self.object(graphs, "graphs")

@@ -70,6 +70,12 @@ class Encoder:
         return out
 
     @property
+    def dimension(self):
+        """The length of each token vector and sentence embedding (the model's hidden
+        size), e.g. to size a vector index before encoding anything."""
+        return self.artifact.model.get("hidden_dim")
+
+    @property
     def pooling(self):
         """How `embed` pools: the manifest's `pooling` block, written by the exporter from
         what the preset declares (sentence-transformers' modules.json, keras-hub's

@@ -92,6 +92,7 @@ class BartBackbone(Backbone):
 
     hf_model_types = ("bart",)
     default_task = "seq2seq_lm"  # what the exporter writes for a bare BART preset
+    export_spec = None  # the exporter serves BART as a seq2seq LM, never bare
     hf_prefixes = ("model.",)
     # Tied copies of model.shared and the task head (read by BartSeq2SeqLM).
     hf_ignored = ("final_logits_bias", "lm_head.", "model.encoder.embed_tokens.",

@@ -50,6 +50,7 @@ class BartSeq2SeqLM(Seq2SeqLM):
     backbone_cls = BartBackbone
     preprocessor_cls = BartSeq2SeqLMPreprocessor
     task_name = "seq2seq_lm"
+    export_spec = "seq2seq_lm"  # exporter/specs/seq2seq_lm.py: Seq2SeqLMSpec
     hf_architectures = ("BartForConditionalGeneration",)
     hf_head_ignored = ("lm_head.",)
 

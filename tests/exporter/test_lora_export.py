@@ -15,7 +15,7 @@ import onnx.numpy_helper
 import onnxruntime as ort
 import pytest
 
-from exporter.lora import export_model
+from exporter.lora import export_model, merged_copy
 from tests.fine_tune_helpers import LABELS, SENTENCES, tiny_classifier, tiny_masked_lm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -123,16 +123,29 @@ def test_classify_on_another_task_is_a_clear_error(exported):
         Classifier(str(root / "tuned"))
 
 
-def test_export_encoder_merges_lora_before_tracing(exported, tmp_path):
-    """The exporter's own entry point, given the LoRA model itself, traces the base graph."""
-    from exporter.export import export_encoder
+def test_export_model_merges_lora_once_without_a_preset(exported, tmp_path, monkeypatch):
+    """The exporter, given the LoRA model itself, merges it once and traces the base graph
+    straight from memory: no preset is written and read back."""
+    from exporter import export as export_module
 
     model, root, _ = exported
-    body = export_encoder(model, "masked_lm", str(tmp_path), atol=1e-4, opset=17)
-    assert body["validation"]["passed"]
-    ops, shapes, data, _ = graph_summary(str(tmp_path / "model.onnx"))
+    merges = []
+
+    def counted(m):
+        merges.append(m)
+        return merged_copy(m)
+
+    def no_preset(*args, **kwargs):
+        raise AssertionError("export_model wrote a preset")
+
+    monkeypatch.setattr(export_module, "merged_copy", counted)
+    monkeypatch.setattr(type(model), "save_to_preset", no_preset)
+    body = export_model(model, str(tmp_path / "again"))
+    assert merges == [model] and body["validation"]["passed"]
+    assert body["preset"] == f"in-memory {type(model).__name__} ({model.name})"
+    ops, shapes, data, _ = graph_summary(str(tmp_path / "again" / "model.onnx"))
     base_ops, base_shapes, base_data, _ = graph_summary(str(root / "base" / "model.onnx"))
     assert (ops, shapes, data) == (base_ops, base_shapes, base_data)
     x, _, _ = model.preprocessor(SENTENCES)
-    np.testing.assert_allclose(run_onnx(str(tmp_path / "model.onnx"), x),
+    np.testing.assert_allclose(run_onnx(str(tmp_path / "again" / "model.onnx"), x),
                                model(x, training=False), atol=1e-4, rtol=0)

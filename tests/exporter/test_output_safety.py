@@ -118,14 +118,14 @@ def test_overwrite_refuses_an_artifact_that_holds_a_users_file(keras_hub_presets
 # -- 3. checked again at the swap ------------------------------------------------------------
 def test_a_folder_created_during_the_export_is_kept(keras_hub_presets, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    convert = export_module.export_encoder
+    convert = export_module.write_graph
 
     def racing_writer(*args, **kwargs):
         out.mkdir()  # another program writes there while we convert
         (out / "theirs.txt").write_text("theirs")
         return convert(*args, **kwargs)
 
-    monkeypatch.setattr(export_module, "export_encoder", racing_writer)
+    monkeypatch.setattr(export_module, "write_graph", racing_writer)
     with pytest.raises(ExportError, match="exists; pass --overwrite"):
         export_preset(keras_hub_presets["bert"], output=str(out))
     assert tree(out) == {"theirs.txt": hashlib.sha256(b"theirs").hexdigest()}

@@ -13,7 +13,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "model_defs"))
 from test_bart_helpers import keras_hub_bart  # noqa: E402
 
 from exporter.export import ExportError, export_preset  # noqa: E402
-from exporter.seq2seq import ValidationError, kv_names, validate_seq2seq  # noqa: E402
+from exporter.specs.seq2seq_lm import (  # noqa: E402
+    ValidationError,
+    kv_names,
+    validate_seq2seq,
+)
 from model_defs import BartSeq2SeqLM, samplers  # noqa: E402
 
 TEXTS = ["The quick brown fox jumped.", "A whale", "the sun rose over the hills and the dog"]
@@ -34,7 +38,7 @@ def exported(tmp_path_factory):
 
 class OrtSeq2Seq:
     """The KV-cached decode loop over the three graphs, as the runtime Generator runs it
-    (numpy + onnxruntime only): see the interface notes in exporter/seq2seq.py."""
+    (numpy + onnxruntime only): see the interface notes in exporter/specs/seq2seq_lm.py."""
 
     def __init__(self, folder):
         import onnxruntime as ort
@@ -115,6 +119,9 @@ def test_graph_files_and_manifest(exported):
     kv = manifest["kv_cache"]
     assert kv["layout"] == ["batch_size", "num_heads", "sequence_length", "head_dim"]
     assert (kv["num_layers"], kv["num_heads"], kv["head_dim"]) == (2, 2, 8)
+    assert kv["self_attention"] == kv_names(LAYERS, "past_key_values", ("decoder",))
+    assert kv["cross_attention"] == kv_names(LAYERS, "past_key_values", ("encoder",))
+    assert manifest["model"]["family"] == "bart" and manifest["model"]["num_layers"] == 2
     gen = manifest["generation"]
     assert gen["decoder_start_token_ids"] == [2, 0]
     assert (gen["start_token_id"], gen["end_token_id"], gen["pad_token_id"]) == (0, 2, 1)

@@ -92,7 +92,7 @@ def check_parity(artifact_dir, model, x):
 def test_keras_hub_preset_exports_and_serves(keras_hub_preset, tmp_path):
     out = tmp_path / "artifact"
     manifest = export_preset(keras_hub_preset, output=str(out))
-    assert manifest["task"] == "masked_lm" and manifest["model_type"] == "xlm_roberta"
+    assert manifest["task"] == "masked_lm" and manifest["model"]["family"] == "xlm_roberta"
     assert set(manifest["files"]) == {"model.onnx", "tokenizer/vocabulary.spm"}
     spec = manifest["tokenizer"]
     assert spec["type"] == "sentence_piece" and spec["config"]["id_layout"] == "fairseq"
@@ -134,8 +134,9 @@ def test_backbone_export_and_encode(keras_hub_preset, tmp_path):
 def test_transformers_checkpoint_exports_with_fairseq_positions(hf_checkpoint, tmp_path):
     out = tmp_path / "hf"
     manifest = export_preset(hf_checkpoint, output=str(out))
-    assert manifest["config"]["position_offset"] == 2
     model = XLMRobertaMaskedLM.from_preset(hf_checkpoint)
+    assert model.backbone.position_offset == 2  # what the export traced
+    assert manifest["model"]["max_sequence_length"] == model.backbone.max_sequence_length
     check_parity(out, model, batch(602, seed=4, batch=3, length=21))
     # Positions are computed in the graph from the pad ids: left padding matches too.
     check_parity(out, model, batch(602, seed=5, batch=3, length=21, left_pad=True))
@@ -176,7 +177,7 @@ def test_float16_export(keras_hub_preset, tmp_path):
                              dtype="float16")
     assert manifest["validation"]["atol"] == 5e-2
     assert manifest["validation"]["max_abs_diff"]["sequence_output"] <= 5e-2
-    assert manifest["config"]["dtype"]["config"]["name"] == "float16"
+    assert manifest["model"]["dtype"] == "float16"
 
     import onnx
 

@@ -368,7 +368,7 @@ MALFORMED = {
     "file sha256 short": lambda m: m["files"]["model.onnx"].update(sha256="abc"),
     "file entry a number": lambda m: m["files"].update({"model.onnx": 5}),
     "config a list": lambda m: m.update(config=[1]),
-    "vocabulary_size a string": lambda m: m["config"].update(vocabulary_size="30522"),
+    "vocabulary_size a string": lambda m: m["model"].update(vocabulary_size="30522"),
     "tokenizer a list": lambda m: m.update(tokenizer=["word_piece"]),
     "tokenizer files a list": lambda m: m["tokenizer"].update(files=["vocabulary.txt"]),
     "special token a string": lambda m: m["tokenizer"]["special_tokens"].update(

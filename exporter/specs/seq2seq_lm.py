@@ -1,4 +1,4 @@
-"""Split export of a seq2seq LM (BART) into three ONNX graphs with a KV cache.
+"""Export spec of `seq2seq_lm` (BART): three ONNX graphs with a KV cache.
 
 - `encoder_model.onnx`: token_ids, padding_mask -> encoder_hidden_states.
 - `decoder_model.onnx` (first step, no past): decoder_token_ids, encoder_hidden_states,
@@ -42,14 +42,16 @@ token choice):
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from exporter import convert, manifest
-from exporter.validate import ValidationError, compare
+from exporter.errors import ValidationError
+from exporter.specs.base import ExportSpec, Graph
+from exporter.validate import Comparison
+
+__all__ = ["Seq2SeqLMSpec", "ValidationError", "kv_names", "validate_seq2seq"]
 
 ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model.onnx"
@@ -57,7 +59,6 @@ DECODER_WITH_PAST_FILE = "decoder_with_past_model.onnx"
 KV_LAYOUT = ["batch_size", "num_heads", "sequence_length", "head_dim"]
 # (batch, encoder length, decoder prompt length, decoding steps) checked after export.
 VALIDATION_CASES = ((1, 9, 2, 8), (3, 13, 3, 8))
-STATIC_AXES = ("hidden", "vocabulary_size", "num_heads", "head_dim")
 
 
 def kv_names(num_layers, prefix, kinds=("decoder", "encoder")):
@@ -84,9 +85,26 @@ def _unflatten(inputs, num_layers, prefix):
     return self_kv, cross_kv
 
 
+class Seq2SeqLMSpec(ExportSpec):
+    """Encoder, first decoder step and cached decoder step of a `Seq2SeqLM`, traced from
+    its public calls `call_encoder`, `call_decoder`, `call_decoder_with_past`; served by
+    the runtime's `generate`."""
+
+    task = "seq2seq_lm"
+
+    def graphs(self, model):
+        return graph_functions(model)
+
+    def validate(self, model, paths, atol, progress):
+        return validate_seq2seq(model, paths, atol, progress=progress)
+
+    def manifest(self, model, source, progress):
+        return {"kv_cache": kv_cache_spec(model.backbone),
+                "generation": generation_spec(model)}
+
+
 def graph_functions(model):
-    """The three graphs as (name, file, fn, input specs, axes) built from the task's
-    public calls."""
+    """The three graphs, built from the task's public calls."""
     backbone = model.backbone
     layers, heads = backbone.num_layers, backbone.num_heads
     head_dim, hidden = backbone.hidden_dim // heads, backbone.hidden_dim
@@ -107,6 +125,7 @@ def graph_functions(model):
     enc_ids = ["batch_size", "encoder_sequence_length"]
     dec_ids = ["batch_size", "decoder_sequence_length"]
     logits = ["batch_size", "decoder_sequence_length", "vocabulary_size"]
+    hidden_axes = ["batch_size", "encoder_sequence_length", "hidden"]
 
     def encoder(inputs):
         return {"encoder_hidden_states": model.call_encoder(inputs["token_ids"],
@@ -125,91 +144,40 @@ def graph_functions(model):
         return {"logits": out, **_flatten(self_kv, None, "present")}
 
     past_names = kv_names(layers, "past_key_values")
-    graphs = [
-        ("encoder", ENCODER_FILE, encoder,
-         {"token_ids": ids("token_ids"), "padding_mask": ids("padding_mask")},
-         {"token_ids": enc_ids, "padding_mask": enc_ids,
-          "encoder_hidden_states": ["batch_size", "encoder_sequence_length", "hidden"]}),
-        ("decoder", DECODER_FILE, decoder,
-         {"decoder_token_ids": ids("decoder_token_ids"), "encoder_hidden_states": hidden_spec,
-          "encoder_padding_mask": ids("encoder_padding_mask")},
-         {"decoder_token_ids": dec_ids, "encoder_padding_mask": enc_ids,
-          "encoder_hidden_states": ["batch_size", "encoder_sequence_length", "hidden"],
-          "logits": logits,
-          **{n: (dec_kv if ".decoder." in n else enc_kv)
-             for n in kv_names(layers, "present")}}),
-        ("decoder_with_past", DECODER_WITH_PAST_FILE, decoder_with_past,
-         {"decoder_token_ids": ids("decoder_token_ids"),
-          "encoder_padding_mask": ids("encoder_padding_mask"),
-          **{n: kv_spec(n) for n in past_names}},
-         {"decoder_token_ids": dec_ids, "encoder_padding_mask": enc_ids, "logits": logits,
-          **{n: (past_kv if ".decoder." in n else enc_kv) for n in past_names},
-          **{n: total_kv for n in kv_names(layers, "present", ("decoder",))}}),
+    present_all = kv_names(layers, "present")
+    present_self = kv_names(layers, "present", ("decoder",))
+    weights = model.weights  # each graph reads part of them: the rest is pruned
+    return [
+        Graph("encoder", ENCODER_FILE, encoder,
+              {"token_ids": ids("token_ids"), "padding_mask": ids("padding_mask")},
+              {"token_ids": enc_ids, "padding_mask": enc_ids,
+               "encoder_hidden_states": hidden_axes},
+              weights, outputs=["encoder_hidden_states"], prune=True),
+        Graph("decoder", DECODER_FILE, decoder,
+              {"decoder_token_ids": ids("decoder_token_ids"),
+               "encoder_hidden_states": hidden_spec,
+               "encoder_padding_mask": ids("encoder_padding_mask")},
+              {"decoder_token_ids": dec_ids, "encoder_padding_mask": enc_ids,
+               "encoder_hidden_states": hidden_axes, "logits": logits,
+               **{n: (dec_kv if ".decoder." in n else enc_kv) for n in present_all}},
+              weights, outputs=["logits", *present_all], prune=True),
+        Graph("decoder_with_past", DECODER_WITH_PAST_FILE, decoder_with_past,
+              {"decoder_token_ids": ids("decoder_token_ids"),
+               "encoder_padding_mask": ids("encoder_padding_mask"),
+               **{n: kv_spec(n) for n in past_names}},
+              {"decoder_token_ids": dec_ids, "encoder_padding_mask": enc_ids,
+               "logits": logits,
+               **{n: (past_kv if ".decoder." in n else enc_kv) for n in past_names},
+               **{n: total_kv for n in present_self}},
+              weights, outputs=["logits", *present_self], prune=True),
     ]
-    return graphs
-
-
-def _prune_initializers(proto):
-    """Drop the weights a graph does not read (each graph is traced with all the model's
-    variables; the encoder graph needs none of the decoder's)."""
-    used = {name for node in proto.graph.node for name in node.input}
-    for node in proto.graph.node:  # subgraphs (If/Loop bodies) read outer names too
-        for attr in node.attribute:
-            if attr.g is not None:
-                used |= {n for sub in attr.g.node for n in sub.input}
-    keep = [t for t in proto.graph.initializer if t.name in used]
-    del proto.graph.initializer[:]
-    proto.graph.initializer.extend(keep)
-
-
-def _order_outputs(proto, names):
-    """Graph outputs in `names` order (tf2onnx may sort dict outputs)."""
-    by_name = {o.name: o for o in proto.graph.output}
-    missing = [n for n in names if n not in by_name]
-    if missing:
-        raise ValidationError(f"the traced graph lacks outputs {missing[:4]}; "
-                              f"it has {sorted(by_name)[:6]}")
-    ordered = [by_name[n] for n in names]
-    del proto.graph.output[:]
-    proto.graph.output.extend(ordered)
-
-
-def export_seq2seq(model, folder, atol=1e-4, opset=convert.OPSET, progress=print):
-    """Write the three graphs into `folder`, validate them, and return the manifest body:
-    {"graphs", "kv_cache", "generation", "validation", "export_seconds"}."""
-    backbone = model.backbone
-    entries, paths, seconds = {}, {}, {}
-    for name, file, fn, specs, axes in graph_functions(model):
-        t = time.perf_counter()
-        proto = convert.to_onnx(model.weights, fn, specs, opset=opset)
-        _prune_initializers(proto)
-        _order_outputs(proto, _output_names(name, backbone.num_layers))
-        convert.set_dynamic_axes(proto, {
-            k: {i: a for i, a in enumerate(v) if a not in STATIC_AXES}
-            for k, v in axes.items()})
-        path = os.path.join(folder, file)
-        external = convert.save(proto, path)
-        seconds[name] = round(time.perf_counter() - t, 2)
-        progress(f"{file}: converted in {seconds[name]:.1f} s"
-                 + (" (external data)" if external else ""))
-        entries[name] = manifest.graph_entry(file, proto, axes)
-        paths[name] = path
-        del proto
-    validation = validate_seq2seq(model, paths, atol, progress=progress)
-    return {"graphs": entries, "kv_cache": kv_cache_spec(backbone),
-            "generation": generation_spec(model), "validation": validation,
-            "export_seconds": seconds}
-
-
-def _output_names(graph, num_layers):
-    if graph == "encoder":
-        return ["encoder_hidden_states"]
-    if graph == "decoder":
-        return ["logits", *kv_names(num_layers, "present")]
-    return ["logits", *kv_names(num_layers, "present", ("decoder",))]
 
 
 def kv_cache_spec(backbone):
+    """How the generate loop feeds the cache: names, layout, sizes. The cross-attention
+    tensors (`past_key_values.{i}.encoder.*`) are decoder_model's `present.{i}.encoder.*`,
+    fed back unchanged for the whole generation; the self-attention ones
+    (`past_key_values.{i}.decoder.*`) are the previous step's `present.{i}.decoder.*`."""
     layers = backbone.num_layers
     return {
         "layout": KV_LAYOUT,
@@ -222,10 +190,9 @@ def kv_cache_spec(backbone):
             "decoder": kv_names(layers, "present"),
             "decoder_with_past": kv_names(layers, "present", ("decoder",)),
         },
-        # decoder_with_past's past_key_values.{i}.encoder.* are decoder_model's
-        # present.{i}.encoder.* unchanged, for the whole generation; its
-        # past_key_values.{i}.decoder.* are the previous step's present.{i}.decoder.*.
-        "cross_attention": "computed once by decoder_model, fed back unchanged",
+        # The past inputs by kind, so a loop need not read the kind from the names.
+        "self_attention": kv_names(layers, "past_key_values", ("decoder",)),
+        "cross_attention": kv_names(layers, "past_key_values", ("encoder",)),
     }
 
 
@@ -245,27 +212,20 @@ def generation_spec(model):
             start_token_id=tok.start_token_id, end_token_id=tok.end_token_id,
             pad_token_id=tok.pad_token_id, stop_token_ids=[tok.end_token_id],
             decoder_start_token_ids=list(pre.decoder_start_ids),
-            max_length=min(pre.decoder_sequence_length, backbone.max_sequence_length),
-            encoder_max_length=min(pre.encoder_sequence_length,
-                                   backbone.max_sequence_length))
+            max_length=min(pre.decoder_sequence_length, backbone.max_sequence_length))
     return spec
 
 
-def _same_greedy_choice(keras_logits, onnx_logits, atol, context):
-    """Greedy decoding must pick the same token; a different pick is only accepted where
-    Keras itself has a near-tie (its two candidates within `atol`)."""
-    ours, theirs = np.argmax(keras_logits, -1), np.argmax(onnx_logits, -1)
-    for row in np.flatnonzero(ours != theirs):
-        gap = keras_logits[row, ours[row]] - keras_logits[row, theirs[row]]
-        if gap > atol:
-            raise ValidationError(f"{context}greedy token differs from Keras in row {row} "
-                                  f"({theirs[row]} vs {ours[row]}, logit gap {gap:.3g})")
-    return bool((ours == theirs).all())
+def _kv_group(name):
+    # Every KV tensor is reported under "present" in max_abs_diff.
+    return "present" if name.startswith("present") else name
 
 
 def validate_seq2seq(model, paths, atol, progress=print, cases=VALIDATION_CASES, seed=1234):
-    """Greedy multi-step decode in Keras and in ONNX Runtime; every step's logits and KV
-    caches must agree within `atol`. Returns the manifest's validation entry."""
+    """Greedy multi-step decode in Keras and in ONNX Runtime (each on its own outputs and
+    cache); every step's logits and KV caches are compared. Returns the manifest's
+    validation block; raises ValidationError when the verdict (worst diff <= atol, greedy
+    tokens as Keras' but for near-ties) is False."""
     import onnxruntime as ort
 
     t = time.perf_counter()
@@ -275,12 +235,11 @@ def validate_seq2seq(model, paths, atol, progress=print, cases=VALIDATION_CASES,
     backbone = model.backbone
     rng = np.random.default_rng(seed)
     vocab = backbone.vocabulary_size
-    results, worst = [], {}
+    comparison, results = Comparison(atol, group=_kv_group), []
 
-    def note(diffs):
-        for k, v in diffs.items():
-            group = "present" if k.startswith("present") else k
-            worst[group] = max(worst.get(group, 0.0), v)
+    def outputs(graph, values):
+        names = [o.name for o in sessions[graph].get_outputs()]
+        return dict(zip(names, values, strict=True))
 
     for batch, enc_len, prompt_len, steps in cases:
         enc_len = min(enc_len, backbone.max_sequence_length)
@@ -297,36 +256,31 @@ def validate_seq2seq(model, paths, atol, progress=print, cases=VALIDATION_CASES,
         want_h = np.asarray(model.call_encoder(enc_ids, enc_mask))
         got_h = sessions["encoder"].run(None, {"token_ids": enc_ids,
                                                "padding_mask": enc_mask})[0]
-        step_diffs = [compare({"encoder_hidden_states": want_h},
-                              {"encoder_hidden_states": got_h}, atol, context)]
+        step_diffs = [comparison.add({"encoder_hidden_states": want_h},
+                                     {"encoder_hidden_states": got_h}, context)]
         logits, self_kv, cross_kv = model.call_decoder(prompt, want_h, enc_mask)
         want = {"logits": np.asarray(logits),
                 **{k: np.asarray(v) for k, v in _flatten(self_kv, cross_kv, "present").items()}}
-        out = sessions["decoder"].run(None, {"decoder_token_ids": prompt,
-                                             "encoder_hidden_states": got_h,
-                                             "encoder_padding_mask": enc_mask})
-        got = dict(zip([o.name for o in sessions["decoder"].get_outputs()], out, strict=True))
-        step_diffs.append(compare(want, got, atol, context + "decoder_model: "))
+        got = outputs("decoder", sessions["decoder"].run(None, {
+            "decoder_token_ids": prompt, "encoder_hidden_states": got_h,
+            "encoder_padding_mask": enc_mask}))
+        step_diffs.append(comparison.add(want, got, context + "decoder_model: "))
         onnx_past = {k.replace("present", "past_key_values", 1): v for k, v in got.items()
                      if k.startswith("present")}
         tokens_equal = True
         for step in range(steps):
             token = np.argmax(want["logits"][:, -1], axis=-1).astype("int32")[:, None]
-            tokens_equal &= _same_greedy_choice(want["logits"][:, -1], got["logits"][:, -1],
-                                                atol, context + f"step {step + 1}: ")
+            tokens_equal &= comparison.greedy(want["logits"][:, -1], got["logits"][:, -1],
+                                              context + f"step {step + 1}: ")
             logits, self_kv = model.call_decoder_with_past(token, enc_mask, self_kv, cross_kv)
             want = {"logits": np.asarray(logits),
                     **{k: np.asarray(v) for k, v in _flatten(self_kv, None, "present").items()}}
-            out = sessions["decoder_with_past"].run(None, {
-                "decoder_token_ids": token, "encoder_padding_mask": enc_mask, **onnx_past})
-            got = dict(zip([o.name for o in sessions["decoder_with_past"].get_outputs()], out,
-                           strict=True))
-            step_diffs.append(compare(want, got, atol,
-                                      context + f"decoder_with_past step {step + 1}: "))
+            got = outputs("decoder_with_past", sessions["decoder_with_past"].run(None, {
+                "decoder_token_ids": token, "encoder_padding_mask": enc_mask, **onnx_past}))
+            step_diffs.append(comparison.add(
+                want, got, context + f"decoder_with_past step {step + 1}: "))
             onnx_past.update({k.replace("present", "past_key_values", 1): v
                               for k, v in got.items() if k.startswith("present")})
-        for d in step_diffs:
-            note(d)
         results.append({
             "batch": batch, "encoder_length": enc_len, "prompt_length": prompt_len,
             "steps": steps, "greedy_tokens_equal": tokens_equal,
@@ -336,5 +290,7 @@ def validate_seq2seq(model, paths, atol, progress=print, cases=VALIDATION_CASES,
         })
     progress(f"validated a {cases[-1][3]}-step decode against Keras in "
              f"{time.perf_counter() - t:.1f} s: "
-             + ", ".join(f"{k} max abs diff {v:.2g}" for k, v in worst.items()))
-    return {"atol": atol, "max_abs_diff": worst, "cases": results, "passed": True}
+             + ", ".join(f"{k} max abs diff {v:.2g}"
+                         for k, v in comparison.max_abs_diff.items()))
+    comparison.check()
+    return comparison.entry(results)
