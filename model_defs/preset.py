@@ -9,9 +9,11 @@ are read: keras-hub's (config.json with "registered_name") and Hugging Face Tran
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
+import re
 
 KERAS_HUB = "keras_hub"
 TRANSFORMERS = "transformers"
@@ -62,13 +64,46 @@ def is_builtin(preset) -> bool:
     return isinstance(preset, str) and preset in builtin_presets()
 
 
+# One part of a Kaggle model handle or a Hugging Face repo id: letters, digits, "-", "_",
+# "." (but not "." or ".." alone), so a handle cannot climb out of the download cache.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _plain(part: str) -> bool:
+    return bool(_PLAIN_NAME.fullmatch(part)) and part not in (".", "..")
+
+
+def check_kaggle_handle(handle: str) -> str:
+    """`handle` if it is `owner/model/framework/variation[/version]` of plain names."""
+    parts = handle.split("/")
+    if (len(parts) not in (4, 5) or not all(_plain(p) for p in parts)
+            or (len(parts) == 5 and not parts[4].isdigit())):
+        raise PresetError(f"kaggle://{handle} is not a Kaggle model handle: expected "
+                          "kaggle://owner/model/framework/variation[/version] (letters, "
+                          "digits, '-', '_', '.'; a numeric version)")
+    return handle
+
+
+def check_hf_repo(repo: str) -> str:
+    """`repo` if it is a Hugging Face repo id, `name` or `owner/name` (Hub rules: plain
+    names of at most 96 characters, not starting or ending with '-' or '.', no '--' or
+    '..', no '.git' ending)."""
+    parts = repo.split("/")
+    if (len(parts) > 2 or not all(_plain(p) and len(p) <= 96 for p in parts)
+            or any(p[0] in "-." or p[-1] in "-." for p in parts)
+            or "--" in repo or ".." in repo or repo.endswith(".git")):
+        raise PresetError(f"hf://{repo} is not a Hugging Face repo id: expected "
+                          "hf://owner/name (letters, digits, '-', '_', '.')")
+    return repo
+
+
 def resolve(preset) -> str:
     """A local directory holding `preset`, downloading it if needed."""
     preset = os.fspath(preset)
     if preset.startswith("kaggle://"):
         return _kaggle_download(preset[len("kaggle://"):])
     if preset.startswith("hf://"):
-        return _hf_download(preset[len("hf://"):])
+        return _hf_download(check_hf_repo(preset[len("hf://"):]))
     if os.path.isdir(preset):
         return preset
     presets = builtin_presets()
@@ -83,6 +118,7 @@ def resolve(preset) -> str:
 
 
 def _kaggle_download(handle: str) -> str:
+    check_kaggle_handle(handle)  # before kagglehub joins it to its cache folder
     try:
         import kagglehub
     except ImportError:
