@@ -455,6 +455,20 @@ class BytePairTokenizer(Tokenizer):
             pieces.append(piece)
         return b"".join(pieces).decode("utf-8", errors="replace")
 
+    def detokenize_stream(self):
+        """Each id's bytes through an incremental UTF-8 decoder, which holds a character
+        split across tokens until its last byte (text_stream.ByteTextStream)."""
+        from runtime.tokenizers.text_stream import ByteTextStream
+
+        return ByteTextStream(self.token_bytes)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes token `token_id` stands for."""
+        piece = self._token_bytes.get(token_id)
+        if piece is None:
+            piece = self._token_bytes[token_id] = _token_bytes(self.id_to_token(token_id))
+        return piece
+
     # -- vocabulary ----------------------------------------------------------------------
     def vocabulary(self) -> list[str]:
         """Tokens in id order (an id no token has reads as "")."""

@@ -27,6 +27,15 @@ class Tokenizer:
     def detokenize(self, ids) -> str:
         raise NotImplementedError
 
+    def detokenize_stream(self):
+        """A streaming detokenizer for one sequence: `add(id) -> str` gives the text each
+        id adds, `finish() -> str` what is held back; the pieces join to
+        `detokenize(ids)`. This default re-detokenizes; subclasses with a cheaper exact
+        rule override it (see runtime.tokenizers.text_stream)."""
+        from runtime.tokenizers.text_stream import TextStream
+
+        return TextStream(self)
+
     def vocabulary(self) -> list[str]:
         """Tokens in id order."""
         raise NotImplementedError

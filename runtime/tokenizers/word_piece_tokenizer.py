@@ -424,6 +424,12 @@ class WordPieceTokenizer(Tokenizer):
                 words.append(token)
         return " ".join(words)
 
+    def detokenize_stream(self):
+        """Suffix pieces glued, other tokens after a space (text_stream.WordPieceTextStream)."""
+        from runtime.tokenizers.text_stream import WordPieceTextStream
+
+        return WordPieceTextStream(self._vocab, self.suffix_indicator)
+
     def vocabulary(self) -> list[str]:
         return list(self._vocab)
 
