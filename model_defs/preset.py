@@ -44,10 +44,56 @@ def register_presets(cls, presets: dict):
 
 def class_for(registered_name: str):
     """Our class for a keras-hub `registered_name` or class name."""
+    if not isinstance(registered_name, str):
+        raise PresetError(f"registered_name must be a class name string, got "
+                          f"{_short(registered_name)}")
     if registered_name not in _CLASSES:
         raise PresetError(f"the preset holds a {registered_name}, which this project does not "
                           f"implement; known: {sorted(k for k in _CLASSES if '>' not in k)}")
     return _CLASSES[registered_name]
+
+
+def envelope_class(envelope: dict, where: str, base=None):
+    """The class a keras-hub config envelope (`{"registered_name": ..., "config": {...}}`,
+    read from the file `where`) names, checked to be a subclass of `base`."""
+    name = envelope.get("registered_name") or envelope.get("class_name")
+    if name is None:
+        raise PresetError(f"{where} has no registered_name or class_name")
+    try:
+        cls = class_for(name)
+    except PresetError as e:
+        raise PresetError(f"{where}: {e}") from None
+    if base is not None and not (isinstance(cls, type) and issubclass(cls, base)):
+        raise PresetError(f"{where} holds a {cls.__name__}, not a {base.__name__}; pass "
+                          "the preset of a model of that kind")
+    if not isinstance(envelope.get("config"), dict):
+        raise PresetError(f"{where}: 'config' must be a JSON object, got "
+                          f"{_short(envelope.get('config'))}")
+    return cls
+
+
+@contextlib.contextmanager
+def reading(where: str):
+    """Report the ValueError/TypeError of a constructor fed values read from `where` as a
+    PresetError naming it (the CLIs print PresetErrors as one line)."""
+    try:
+        yield
+    except PresetError:
+        raise
+    except (TypeError, ValueError, KeyError) as e:
+        detail = f"lacks {e}" if isinstance(e, KeyError) else str(e)
+        if "safe_mode" in detail:  # Keras refuses to deserialize code (a Lambda): rightly
+            detail = ("it holds Python code (a lambda) that Keras' safe mode refuses to "
+                      "load; presets must not carry code")
+        raise PresetError(f"{where}: {detail.splitlines()[0][:300]}") from None
+
+
+def _short(value) -> str:
+    """A value for an error message: its JSON type and at most 60 characters of it."""
+    kind = {dict: "an object", list: "a list", str: "the string", bool: "the boolean",
+            type(None): "null"}.get(type(value), f"the {type(value).__name__}")
+    text = repr(value)
+    return f"{kind} {text[:60] + '...' if len(text) > 60 else text}"
 
 
 def builtin_presets() -> dict:
@@ -150,7 +196,9 @@ def _hf_download(repo: str) -> str:
         ) from None
 
 
-def read_json(directory: str, name: str, required=True):
+def read_json(directory: str, name: str, required=True) -> dict | None:
+    """The JSON object in `directory/name` (None when absent and not `required`); anything
+    else (binary, not JSON, NaN, a number or list at the top) is a PresetError."""
     path = os.path.join(directory, name)
     if not os.path.isfile(path):
         if required:
@@ -158,9 +206,21 @@ def read_json(directory: str, name: str, required=True):
         return None
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            data = json.load(f, parse_constant=_refuse_constant)
+    except UnicodeDecodeError as e:
+        raise PresetError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                          "expected a JSON object") from None
     except json.JSONDecodeError as e:
         raise PresetError(f"{path} is not valid JSON: {e}") from None
+    except (ValueError, RecursionError) as e:  # NaN, a 5000-digit number, deep nesting
+        raise PresetError(f"{path} is not usable JSON: {str(e)[:200]}") from None
+    if not isinstance(data, dict):
+        raise PresetError(f"{path} holds {_short(data)}; expected a JSON object {{...}}")
+    return data
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def preset_format(directory: str) -> str:
@@ -233,7 +293,9 @@ def backbone_class(preset):
     config = read_json(directory, "config.json")
     if preset_format(directory) == TRANSFORMERS:
         return hf_backbone_class(config["model_type"])
-    return class_for(config.get("registered_name") or config["class_name"])
+    from model_defs.backbone import Backbone
+
+    return envelope_class(config, os.path.join(directory, "config.json"), base=Backbone)
 
 
 def preset_directory(preset, download=True):

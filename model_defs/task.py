@@ -151,9 +151,12 @@ class Task(keras.Model):
         stored = P.read_json(directory, "task.json", required=False)
         stored_cls = _stored_class(stored)
         if stored_cls is not None and issubclass(stored_cls, task_cls):
+            where = os.path.join(directory, "task.json")
+            P.envelope_class(stored, where)  # checks that its "config" is an object
             head_config = {k: v for k, v in stored["config"].items()
                            if k not in ("backbone", "preprocessor")}
-            task = stored_cls(backbone=backbone, **{**head_config, **kwargs})
+            with P.reading(where):  # e.g. a Lambda activation Keras' safe mode refuses
+                task = stored_cls(backbone=backbone, **{**head_config, **kwargs})
             if load_weights:
                 task.load_head_weights(directory)
             return task

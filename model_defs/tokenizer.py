@@ -7,6 +7,7 @@ plus `assets/tokenizer/...` as keras-hub does.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -15,6 +16,7 @@ from model_defs import preset as P
 from model_defs import preset_io
 
 ASSETS_DIR = os.path.join("assets", "tokenizer")
+log = logging.getLogger(__name__)
 
 
 class Tokenizer:
@@ -115,14 +117,24 @@ class Tokenizer:
         if P.preset_format(directory) == P.TRANSFORMERS:
             return cls._transformers_reader(directory, preset).from_transformers(directory,
                                                                                  **kwargs)
+        where = os.path.join(directory, "tokenizer.json")
         envelope = P.read_json(directory, "tokenizer.json")
-        found = P.class_for(envelope.get("registered_name") or envelope["class_name"])
-        if not issubclass(found, cls):
-            raise P.PresetError(f"the preset's tokenizer is a {found.__name__}, "
-                                f"not a {cls.__name__}")
-        config = {**envelope["config"], **kwargs}
+        found = P.envelope_class(envelope, where, base=cls)
+        config = {**found._known_keys(envelope["config"], where), **kwargs}
         config["vocabulary"] = found.read_assets(os.path.join(directory, ASSETS_DIR))
-        return found.from_config(config)
+        with P.reading(where):
+            return found.from_config(config)
+
+    @classmethod
+    def _known_keys(cls, config, where):
+        # As for backbones: keys the constructor does not take are dropped with a warning.
+        known = {"name", "trainable", "dtype", "config_file", "sequence_length",
+                 "vocabulary", *cls.config_keys}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            log.warning("%s: ignoring keys %s, which %s does not take", where, unknown,
+                        cls.__name__)
+        return {k: v for k, v in config.items() if k in known}
 
     @classmethod
     def _transformers_reader(cls, directory, preset):

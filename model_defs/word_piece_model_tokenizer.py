@@ -37,16 +37,23 @@ class WordPieceModelTokenizer(Tokenizer):
         from runtime.tokenizers.word_piece_tokenizer import WordPieceTokenizer
 
         c = self.config
+        _check_arguments(c)
         specials = list(self.special_tokens.values())
-        self._tokenizer = WordPieceTokenizer(
-            vocabulary, lowercase=c["lowercase"], strip_accents=c["strip_accents"],
-            split=c["split"], suffix_indicator=c["suffix_indicator"],
-            oov_token=c["oov_token"], special_tokens=c["special_tokens"] or specials,
-            special_tokens_in_strings=c["special_tokens_in_strings"])
-        vocab = set(self._tokenizer.vocabulary())
+        try:
+            tokenizer = WordPieceTokenizer(
+                vocabulary, lowercase=c["lowercase"], strip_accents=c["strip_accents"],
+                split=c["split"], suffix_indicator=c["suffix_indicator"],
+                oov_token=c["oov_token"], special_tokens=c["special_tokens"] or specials,
+                special_tokens_in_strings=c["special_tokens_in_strings"])
+        except (TypeError, ValueError) as e:  # a bad vocabulary file: one line in the CLIs
+            raise P.PresetError(str(e)) from None
+        vocab = set(tokenizer.vocabulary())
         missing = [t for t in specials if t not in vocab]
         if missing:
-            raise ValueError(f"the vocabulary lacks the special tokens {missing}")
+            where = vocabulary if isinstance(vocabulary, str) else "the vocabulary"
+            raise P.PresetError(f"{where} lacks the special tokens {missing} that "
+                                f"{type(self).__name__} needs")
+        self._tokenizer = tokenizer
 
     @classmethod
     def from_transformers(cls, directory, **kwargs):
@@ -57,6 +64,24 @@ class WordPieceModelTokenizer(Tokenizer):
         # Transformers' BasicTokenizer strips accents when lowercasing unless told otherwise.
         strip = tok_config.get("strip_accents")
         strip = lowercase if strip is None else strip
+        if not isinstance(lowercase, bool) or not isinstance(strip, bool):
+            raise P.PresetError(f"{directory}/tokenizer_config.json: do_lower_case and "
+                                "strip_accents must be true or false")
         kwargs.setdefault("lowercase", lowercase)
         kwargs.setdefault("strip_accents", strip)
         return cls(vocabulary=path, **kwargs)
+
+
+def _check_arguments(config):
+    """ValueError naming the first constructor argument of the wrong type (from a
+    tokenizer.json, the loader reports it as a PresetError naming the file)."""
+    for key in ("lowercase", "strip_accents", "split", "special_tokens_in_strings"):
+        if not isinstance(config[key], bool):
+            raise ValueError(f"{key} must be true or false, got {config[key]!r:.60}")
+    for key in ("suffix_indicator", "oov_token"):
+        if not isinstance(config[key], str) or not config[key]:
+            raise ValueError(f"{key} must be a non-empty string, got {config[key]!r:.60}")
+    specials = config["special_tokens"]
+    if specials is not None and (not isinstance(specials, (list, tuple))
+                                 or not all(isinstance(t, str) for t in specials)):
+        raise ValueError(f"special_tokens must be a list of strings, got {specials!r:.60}")

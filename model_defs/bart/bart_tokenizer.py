@@ -57,10 +57,21 @@ class BartTokenizer(Tokenizer):
         from runtime.tokenizers.byte_pair_tokenizer import BytePairTokenizer
 
         c = self.config
-        self._tokenizer = BytePairTokenizer(
-            vocabulary, merges, unsplittable_tokens=c["unsplittable_tokens"],
-            add_prefix_space=c["add_prefix_space"], special_tokens=dict(self.special_tokens),
-            pre_tokenizer=c["pre_tokenizer"])
+        if not isinstance(c["add_prefix_space"], bool) or not isinstance(c["pre_tokenizer"],
+                                                                        str):
+            raise ValueError("add_prefix_space must be true or false and pre_tokenizer a "
+                             f"string; got {c['add_prefix_space']!r:.40}, "
+                             f"{c['pre_tokenizer']!r:.40}")
+        if not all(isinstance(t, str) for t in c["unsplittable_tokens"]):
+            raise ValueError(f"unsplittable_tokens must be strings, got "
+                             f"{c['unsplittable_tokens']!r:.60}")
+        try:
+            self._tokenizer = BytePairTokenizer(
+                vocabulary, merges, unsplittable_tokens=c["unsplittable_tokens"],
+                add_prefix_space=c["add_prefix_space"],
+                special_tokens=dict(self.special_tokens), pre_tokenizer=c["pre_tokenizer"])
+        except (TypeError, ValueError) as e:  # bad vocabulary/merges: one line in the CLIs
+            raise P.PresetError(str(e)) from None
 
     def get_config(self):
         config = super().get_config()
@@ -80,13 +91,10 @@ class BartTokenizer(Tokenizer):
         Transformers keeps all its special tokens whole; those in the vocabulary among
         `<s>`, `<pad>`, `</s>`, `<unk>`, `<mask>` are made unsplittable.
         """
-        import json
-
         vocab_path = P.require_file(directory, "vocab.json")
         merges_path = P.require_file(directory, "merges.txt")
         tok_config = P.read_json(directory, "tokenizer_config.json", required=False) or {}
-        with open(vocab_path, encoding="utf-8") as f:
-            vocab = json.load(f)
+        vocab = P.read_json(directory, "vocab.json")
         specials = [t for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>") if t in vocab]
         kwargs.setdefault("add_prefix_space", bool(tok_config.get("add_prefix_space", False)))
         kwargs.setdefault("unsplittable_tokens", specials)
