@@ -65,7 +65,7 @@ import sys
 import unicodedata
 from itertools import chain
 
-from runtime.tokenizers.tokenizer import Tokenizer
+from runtime.tokenizers.tokenizer import Tokenizer, read_text
 
 VOCABULARY_FILE = "vocabulary.json"
 MERGES_FILE = "merges.txt"
@@ -548,14 +548,12 @@ def _read_vocabulary(vocabulary) -> dict:
     source = "vocabulary"
     if isinstance(vocabulary, (str, os.PathLike)):
         source = f"vocabulary file {os.fspath(vocabulary)}"
-        if not os.path.isfile(vocabulary):
-            raise FileNotFoundError(f"vocabulary file not found: {os.fspath(vocabulary)}")
-        with open(vocabulary, encoding="utf-8") as f:
-            try:
-                vocabulary = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{source} is not valid JSON ({e}); expected an object "
-                                 "mapping tokens to ids") from None
+        text = read_text(os.fspath(vocabulary))
+        try:
+            vocabulary = json.loads(text)
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, deep nesting, 5000 digits
+            raise ValueError(f"{source} is not valid JSON ({str(e)[:200]}); expected an "
+                             "object mapping tokens to ids") from None
     if not isinstance(vocabulary, dict):
         raise ValueError(f"{source} must map str tokens to int ids (a JSON object), got "
                          f"{type(vocabulary).__name__}")
@@ -578,10 +576,7 @@ def _read_merges(merges) -> list[tuple[str, str]]:
     source = "merges"
     if isinstance(merges, (str, os.PathLike)):
         source = f"merges file {os.fspath(merges)}"
-        if not os.path.isfile(merges):
-            raise FileNotFoundError(f"merges file not found: {os.fspath(merges)}")
-        with open(merges, encoding="utf-8") as f:
-            merges = f.read().splitlines()
+        merges = read_text(os.fspath(merges), "merges file").splitlines()
     elif isinstance(merges, dict) or not hasattr(merges, "__iter__"):
         raise ValueError(f"merges must be a list of 'a b' rules or a merges.txt path, got "
                          f"{type(merges).__name__}")

@@ -91,9 +91,32 @@ class Tokenizer:
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
 
+def read_text(path: str, what: str = "vocabulary file") -> str:
+    """The text of the tokenizer asset `path` (`what` names it in errors), newlines
+    translated as text-mode reading does. A missing file is a FileNotFoundError; a binary
+    one (not UTF-8, or holding NUL bytes) a ValueError naming it."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} {path} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                         "is it a binary file?") from None
+    if "\x00" in text:
+        raise ValueError(f"{what} {path} holds NUL bytes: a binary file, not text")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines of `text` as iterating over its file gives them, newlines dropped."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def read_lines(path: str) -> list[str]:
     """A vocabulary file, one token a line (the trailing newline dropped, nothing stripped)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"vocabulary file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n").rstrip("\r") for line in f]
+    return text_lines(read_text(path))

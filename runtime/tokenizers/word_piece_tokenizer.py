@@ -25,7 +25,7 @@ import re
 import unicodedata
 from itertools import chain
 
-from runtime.tokenizers.tokenizer import Tokenizer
+from runtime.tokenizers.tokenizer import Tokenizer, read_text, text_lines
 
 VOCAB_FILENAME = "vocabulary.txt"
 
@@ -231,10 +231,7 @@ def _utf8_len(word: str) -> int:
 
 def read_vocabulary(path: str) -> list[str]:
     """A vocabulary file, one token a line, trailing whitespace dropped (as keras-hub reads it)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"vocabulary file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip() for line in f]
+    return [line.rstrip() for line in text_lines(read_text(path))]
 
 
 class WordPieceTokenizer(Tokenizer):
@@ -277,7 +274,9 @@ class WordPieceTokenizer(Tokenizer):
         special_tokens=None,
         special_tokens_in_strings=False,
     ):
+        source = "the WordPiece vocabulary"
         if isinstance(vocabulary, (str, os.PathLike)):
+            source = f"vocabulary file {os.fspath(vocabulary)}"
             vocabulary = read_vocabulary(os.fspath(vocabulary))
         elif isinstance(vocabulary, (list, tuple)) or hasattr(vocabulary, "__iter__"):
             vocabulary = [str(t) for t in vocabulary]
@@ -287,7 +286,7 @@ class WordPieceTokenizer(Tokenizer):
                 f"got {type(vocabulary).__name__}"
             )
         if not vocabulary:
-            raise ValueError("the WordPiece vocabulary is empty: pass a non-empty token list")
+            raise ValueError(f"{source} is empty: a WordPiece vocabulary is one token a line")
         if oov_token is None:
             raise ValueError("oov_token cannot be None: pass a token of the vocabulary")
         if not suffix_indicator:
@@ -306,7 +305,7 @@ class WordPieceTokenizer(Tokenizer):
         self._index_cache = {t: i for i, t in enumerate(vocabulary)}
         if oov_token not in self._index_cache:
             raise ValueError(
-                f"oov_token {oov_token!r} is not in the vocabulary: add it to the vocabulary "
+                f"oov_token {oov_token!r} is not in {source}: add it to the vocabulary "
                 "or pass another oov_token"
             )
         self._oov = (self._index_cache[oov_token],)
