@@ -6,11 +6,7 @@ import numpy as np
 
 from runtime.artifact import Artifact, ArtifactError
 from runtime.checks import is_int
-
-
-def softmax(x, axis=-1):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+from runtime.numerics import softmax
 
 
 class Classifier:

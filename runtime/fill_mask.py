@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.artifact import Artifact, ArtifactError
+from runtime.numerics import softmax, top_indices
 
 
 class FillMask:
@@ -56,9 +57,8 @@ class FillMask:
         return results[0] if single else results
 
     def _top(self, logits, k):
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
-        best = np.argsort(-probs)[:k]
+        probs = softmax(logits)
+        best = top_indices(probs, k)
         tok = self.artifact.tokenizer
         return [{"token": tok.id_to_token(int(i)), "token_id": int(i),
                  "score": float(probs[i])} for i in best]

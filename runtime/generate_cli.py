@@ -52,12 +52,7 @@ def _generate(args):
     tokens = 0
     if args.stream and not args.json:
         for text in args.texts:
-            stream = generator.stream(text, **options)
-            while True:
-                try:
-                    token = next(stream)
-                except StopIteration:
-                    break
+            for token in generator.stream(text, **options):
                 tokens += 1
                 sys.stdout.write(_one_line(token.text))
                 sys.stdout.flush()

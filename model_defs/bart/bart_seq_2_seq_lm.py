@@ -13,7 +13,7 @@ from model_defs.layers.transformer_decoder import causal_bias, padding_bias
 from model_defs.preset import register
 from model_defs.seq2seq_lm import Seq2SeqLM
 from model_defs.weights import Entry
-from runtime.generator import output_mask  # one definition, shared with serving
+from runtime.generation.search import output_mask  # numpy only; shared with serving
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,16 @@ SAMPLERS = {
 _BY_CLASS = {cls.__name__: name for name, cls in SAMPLERS.items()}
 
 
+def sampler_class(name):
+    """The class of a short name ("top_k"), a class name ("TopKSampler") or a registered
+    name ("keras_hub>TopKSampler")."""
+    key = str(name).split(">")[-1]
+    key = _BY_CLASS.get(key, key)
+    if key not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; known: {sorted(SAMPLERS)}")
+    return SAMPLERS[key]
+
+
 def get(identifier):
     """A sampler from a name ("top_k"), a class, a config dict
     (`{"class_name": "TopKSampler" | "keras_hub>TopKSampler" | "top_k", "config": {...}}`)
@@ -37,14 +47,10 @@ def get(identifier):
     if isinstance(identifier, type) and issubclass(identifier, Sampler):
         return identifier()
     if isinstance(identifier, dict):
-        name = str(identifier.get("class_name", "")).split(">")[-1]
-        name = _BY_CLASS.get(name, name)
-        if name not in SAMPLERS:
-            raise ValueError(f"unknown sampler {identifier.get('class_name')!r}; "
-                             f"known: {sorted(SAMPLERS)}")
-        return SAMPLERS[name].from_config(identifier.get("config") or {})
-    if isinstance(identifier, str) and identifier in SAMPLERS:
-        return SAMPLERS[identifier]()
+        cls = sampler_class(identifier.get("class_name", ""))
+        return cls.from_config(identifier.get("config") or {})
+    if isinstance(identifier, str):
+        return sampler_class(identifier)()
     raise ValueError(f"unknown sampler {identifier!r}; known: {sorted(SAMPLERS)}")
 
 
@@ -54,4 +60,4 @@ def serialize(sampler):
 
 
 __all__ = ["Sampler", "BeamSampler", "GreedySampler", "RandomSampler", "TopKSampler",
-           "TopPSampler", "get", "serialize", "SAMPLERS"]
+           "TopPSampler", "get", "sampler_class", "serialize", "SAMPLERS"]

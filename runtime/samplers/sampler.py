@@ -1,20 +1,27 @@
-"""`Sampler`: the keras-hub sampler API (`compile(sampler=...)`) as a numpy decode loop.
+"""`Sampler`: the keras-hub sampler API (`compile(sampler=...)`) over numpy.
 
-numpy only (no Keras, no TensorFlow): the same code can run a generate loop over ONNX
-Runtime, so seeded sampling gives the same ids in Keras and in the runtime.
+numpy only (no Keras, no TensorFlow): the same code chooses the tokens of the Keras
+`generate` and of the ONNX Runtime `Generator`, so seeded sampling gives the same ids in
+both.
+
+A sampler is two things:
+
+- `start(batch)` -> a `Selection`, the state of one generate call: which input row each
+  search row is (`rows`, None unless a beam search repeats them), `choose(logits)` ->
+  (tokens, source rows) for one position, `finish(sequences)` -> the result. Every loop
+  (runtime.generation.search.SearchLoop) drives a sampler only through it.
+- `__call__(next, prompt, ...)`, keras-hub's entry point: the same `SearchLoop`, with the
+  model's `next(prompt, cache, index) -> (logits, cache)` as its step.
 
 The loop, as keras-hub's `Sampler.__call__`:
 
     index = first position to fill (min prompt length over the batch)
     while index < max_length and not every row holds a stop token outside its prompt:
-        logits, cache = next(prompt, cache, index)        # logits (batch, vocab)
-        probs = softmax(float32(logits) / temperature)    # float32
+        logits = the model's logits for position index        # (batch, vocab)
+        probs = softmax(float32(logits) / temperature)       # float32
         token = get_next_token(probs)
         prompt[:, index] = where(mask[:, index], prompt[:, index], token)
         index += 1
-
-`Sampler.steps` is the same loop as a Python generator that yields after each position
-(for streaming); `__call__` runs it to the end.
 
 Random draws (top_k, top_p, random): one `numpy.random.default_rng(seed)` per call, and
 per step exactly `rng.random(batch)` (float64 uniforms, one per row, rows that finished
@@ -24,34 +31,12 @@ cumulative weight exceeds `u * total`, candidates in the order the sampler defin
 
 from __future__ import annotations
 
-import builtins
-
 import numpy as np
 
+from runtime.numerics import softmax, top_indices
 
-def softmax(logits, temperature=1.0):
-    """float32 softmax of logits / temperature over the last axis."""
-    x = np.asarray(logits, dtype=np.float32) / np.float32(temperature)
-    x = x - np.max(x, axis=-1, keepdims=True)
-    e = np.exp(x)
-    return e / np.sum(e, axis=-1, keepdims=True)
-
-
-def any_stop(prompt, stop_token_ids, mask):
-    """(batch,) bool: the row holds a stop token at a position not in its prompt."""
-    if stop_token_ids is None:
-        return np.zeros(prompt.shape[0], bool)
-    hits = np.isin(prompt, np.asarray(list(stop_token_ids))) & ~mask
-    return hits.any(axis=-1)
-
-
-def run_steps(steps):
-    """Drive a `Sampler.steps` generator to its end and return its result."""
-    while True:
-        try:
-            builtins.next(steps)
-        except StopIteration as done:
-            return done.value
+__all__ = ["Sampler", "Selection", "softmax", "top_indices", "pick", "check_int",
+           "check_seed", "check_number"]
 
 
 def pick(candidates, weights, u):
@@ -62,18 +47,6 @@ def pick(candidates, weights, u):
     cumulative = np.cumsum(np.asarray(weights, dtype=np.float64))
     position = int(np.searchsorted(cumulative, u * cumulative[-1], side="right"))
     return int(candidates[min(position, len(candidates) - 1)])
-
-
-def top_indices(probs, k):
-    """The `k` largest entries of a 1-D array, largest first, ties to the lower id."""
-    k = min(int(k), probs.shape[-1])
-    if k >= probs.shape[-1]:
-        return np.argsort(-probs, kind="stable")
-    threshold = np.partition(probs, -k)[-k]
-    above = np.flatnonzero(probs > threshold)
-    equal = np.flatnonzero(probs == threshold)[: k - len(above)]
-    chosen = np.concatenate([above, equal])
-    return chosen[np.lexsort((chosen, -probs[chosen]))]
 
 
 def check_int(value, name, minimum=1, allow_none=False):
@@ -112,7 +85,7 @@ class Sampler:
     Args:
         temperature: finite float > 0, divides the logits before the softmax.
 
-    Call args:
+    Call args (keras-hub's `Sampler.__call__`):
         next: `next(prompt, cache, index) -> (logits (batch, vocab), cache)`, the logits
             for position `index` given the tokens before it.
         prompt: int (batch, max_length) token ids; positions to generate hold padding.
@@ -123,6 +96,10 @@ class Sampler:
         stop_token_ids: ids that end a row, or None to run to max_length.
 
     Returns the filled prompt (batch, max_length).
+
+    A subclass that picks one token per row implements `get_next_token`; one that
+    searches over several sequences (BeamSampler) returns its own `Selection` from
+    `start`.
     """
 
     needs_rng = False
@@ -134,30 +111,18 @@ class Sampler:
 
     def __call__(self, next, prompt, cache=None, index=0, mask=None, stop_token_ids=None,
                  hidden_states=None, model=None):
-        return run_steps(self.steps(next, prompt, cache, index, mask, stop_token_ids))
+        # The one loop, with keras-hub's `next` callback as its step (imported here: the
+        # loop module does not import the samplers, and this keeps it that way).
+        from runtime.generation.search import SearchLoop
+        from runtime.generation.step import CallbackStep
 
-    def steps(self, next, prompt, cache=None, index=0, mask=None, stop_token_ids=None):
-        """The decode loop one step at a time (what a streaming caller drives).
+        loop = SearchLoop(CallbackStep(next, prompt, cache), self, prompt, mask=mask,
+                          index=index, stop_token_ids=stop_token_ids)
+        return loop.run()
 
-        A Python generator over the same loop as `__call__`: after filling position
-        `index` it yields `(index, tokens)` with `tokens` the (batch,) ids now there
-        (prompt tokens included; a beam search yields `None`, its beams are not final),
-        and it returns what `__call__` returns. `__call__` is `run_steps(steps(...))`.
-        """
-        prompt = np.array(prompt, copy=True)
-        max_length = prompt.shape[1]
-        mask = np.zeros(prompt.shape, bool) if mask is None else np.asarray(mask, bool)
-        rng = self.make_rng()
-        index = int(index)
-        while index < max_length and not any_stop(prompt, stop_token_ids, mask).all():
-            logits, cache = next(prompt, cache, index)
-            probs = self.compute_probabilities(logits)
-            u = rng.random(prompt.shape[0]) if rng is not None else None
-            token = np.asarray(self.get_next_token(probs, u)).astype(prompt.dtype)
-            prompt[:, index] = np.where(mask[:, index], prompt[:, index], token)
-            yield index, prompt[:, index].copy()
-            index += 1
-        return prompt
+    def start(self, batch):
+        """The state of one generate call over `batch` rows."""
+        return Selection(self, self.make_rng())
 
     def make_rng(self):
         """A fresh generator per generate call (so a seed reproduces a whole call)."""
@@ -178,3 +143,32 @@ class Sampler:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+class Selection:
+    """One generate call of a token-by-token sampler: each row keeps its own sequence.
+
+    Attributes:
+        rows: None (search rows are the input rows), or for a beam search the input row
+            of each search row; the loop repeats the prompt (and the step its state).
+        final: True when each chosen token is final as soon as it is chosen (so it can
+            be streamed); a beam search's are not.
+    """
+
+    rows = None
+    final = True
+
+    def __init__(self, sampler, rng=None):
+        self.sampler = sampler
+        self.rng = rng
+
+    def choose(self, logits):
+        """(tokens (rows,), source): the token of each row for this position; `source`
+        is None, or the row each row continues (a beam search moves rows)."""
+        probs = self.sampler.compute_probabilities(logits)
+        u = self.rng.random(probs.shape[0]) if self.rng is not None else None
+        return np.asarray(self.sampler.get_next_token(probs, u)), None
+
+    def finish(self, sequences):
+        """What the sampler returns for the filled `sequences` (rows, max_length)."""
+        return sequences

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from runtime.samplers.sampler import Sampler, check_int, check_number, check_seed, pick, top_indices
+from runtime.numerics import top_indices
+from runtime.samplers.sampler import Sampler, check_int, check_number, check_seed, pick
 
 
 class TopPSampler(Sampler):

@@ -129,6 +129,12 @@ def test_streaming_callback_and_iterator(generator):
         assert "".join(t.text for t in mine) == text[row]
     stream = generator.stream(TEXTS, sampler="greedy", max_length=16)
     assert list(stream) == tokens
+    # the iterator's return value is what generate returns
+    stream = generator.stream(TEXTS, sampler="greedy", max_length=16)
+    with pytest.raises(StopIteration) as done:
+        while True:
+            next(stream)
+    assert done.value.value == text
     threaded = list(generator.stream_threaded(TEXTS, sampler="greedy", max_length=16))
     assert threaded == tokens
     # a consumer may stop early
@@ -141,23 +147,20 @@ def test_streaming_callback_and_iterator(generator):
         TEXTS[0], sampler="beam", num_beams=2, max_length=12)
 
 
-def test_kv_buffers_are_reused(generator):
+def test_kv_buffers_are_reused(generator, monkeypatch):
     """The self-attention cache lives in two buffers per tensor that swap roles each step:
     a 38-step decode allocates each buffer once, not once per step."""
-    from runtime import generator as module
+    from runtime.generation.kv_cache import KVCache
 
     allocations = []
-    original = module._DecodeState._alloc
+    original = KVCache._alloc
 
     def counting(self, size):
         allocations.append(size)
         return original(self, size)
 
-    module._DecodeState._alloc = counting
-    try:
-        generator.generate(TEXTS[0], sampler="greedy", max_length=40, stop_token_ids=None)
-    finally:
-        module._DecodeState._alloc = original
+    monkeypatch.setattr(KVCache, "_alloc", counting)
+    generator.generate(TEXTS[0], sampler="greedy", max_length=40, stop_token_ids=None)
     layers = generator.artifact.manifest["kv_cache"]["num_layers"]
     # self K, V: two buffers each; cross K, V: one each (written once by the first step)
     assert len(allocations) == layers * (2 * 2 + 2)
@@ -232,6 +235,49 @@ def test_artifact_with_wrong_kv_names(bart, tmp_path):
 
     with pytest.raises(ArtifactError, match="the manifest says"):
         Generator(_copy(bart[0], tmp_path / "b", edit=heads))
+
+
+def test_decoder_start_ids_come_from_the_generation_entry(bart, tmp_path):
+    """generation.decoder_start_token_ids is the documented contract: the decoder starts
+    from those ids, whatever the tokenizer's packing entry repeats."""
+    def one_start(manifest):
+        manifest["generation"]["decoder_start_token_ids"] = [2]
+
+    generator = Generator(_copy(bart[0], tmp_path, edit=one_start))
+    x, _, _ = generator.pack("The quick brown fox.", max_length=8)
+    assert x["decoder_token_ids"][0, 0] == 2
+    assert x["decoder_padding_mask"][0].tolist() == [1, 0, 0, 0, 0, 0, 0, 0]
+
+    def bad_start(manifest):
+        manifest["generation"]["decoder_start_token_ids"] = "</s>"
+
+    with pytest.raises(ArtifactError, match="decoder_start_token_ids must be a list"):
+        Generator(_copy(bart[0], tmp_path / "b", edit=bad_start))
+
+
+def test_kv_kinds_come_from_the_manifest_lists(bart, generator, tmp_path):
+    """kv_cache.self_attention / cross_attention say which past tensors grow and which are
+    written once; artifacts without the lists read the kind from the names."""
+    want = generator.generate(TEXTS[0], sampler="greedy", max_length=12)
+
+    def no_lists(manifest):
+        del manifest["kv_cache"]["self_attention"], manifest["kv_cache"]["cross_attention"]
+
+    assert Generator(_copy(bart[0], tmp_path, edit=no_lists)).generate(
+        TEXTS[0], sampler="greedy", max_length=12) == want
+
+    def cross_as_self(manifest):  # the names still say encoder: the list wins
+        kv = manifest["kv_cache"]
+        kv["self_attention"].append(kv["cross_attention"].pop())
+
+    with pytest.raises(ArtifactError, match="do not pair up"):
+        Generator(_copy(bart[0], tmp_path / "b", edit=cross_as_self))
+
+    def dropped(manifest):
+        manifest["kv_cache"]["cross_attention"].pop()
+
+    with pytest.raises(ArtifactError, match="must split kv_cache.past_inputs"):
+        Generator(_copy(bart[0], tmp_path / "c", edit=dropped))
 
 
 def test_not_a_seq2seq_artifact(bart, tmp_path):

@@ -1,0 +1,238 @@
+"""A seq2seq (BART) artifact's graphs behind the search loop: which graphs run, what they
+are fed (exporter/seq2seq.py documents the contract).
+
+- `Seq2SeqGraphs`, once per `Generator`: the three sessions, checked against the
+  manifest's KV names, and what a step needs to know of them (dtypes, sizes).
+- `Seq2SeqStep`, once per generate call (a `Step`):
+  `prefill` runs `encoder_model.onnx`, then `decoder_model.onnx` on the first decoder
+  positions, which writes the self-attention K/V (growing cache entries) and the
+  cross-attention K/V (static entries, computed once for the whole generation);
+  `step` runs `decoder_with_past_model.onnx` on one new token per row.
+
+Every graph runs through an IO binding whose K/V are pointers into the `KVCache`'s
+buffers, and only the last position's logits come back to the host.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runtime.errors import ArtifactError
+from runtime.generation.kv_cache import KVCache, present_name
+from runtime.generation.step import Step
+
+GRAPHS = {"encoder": "encoder_model.onnx", "decoder": "decoder_model.onnx",
+          "decoder_with_past": "decoder_with_past_model.onnx"}
+PLAIN_INPUTS = {"encoder": ["token_ids", "padding_mask"],
+                "decoder": ["decoder_token_ids", "encoder_hidden_states",
+                            "encoder_padding_mask"],
+                "decoder_with_past": ["decoder_token_ids", "encoder_padding_mask"]}
+
+
+class Seq2SeqGraphs:
+    """The sessions of a seq2seq artifact and the facts a step needs.
+
+    Args:
+        artifact: an opened `Artifact` (task seq2seq_lm).
+        kv: its manifest's `kv_cache` entry (already type-checked).
+    """
+
+    def __init__(self, artifact, kv):
+        graphs = artifact.manifest.get("graphs", {})
+        missing = [f"{name} ({file})" for name, file in GRAPHS.items() if name not in graphs]
+        if missing:
+            raise ArtifactError(f"{artifact.folder} lacks the {', '.join(missing)} "
+                                f"graph; re-export it (python -m exporter ...)")
+        self.sessions = {name: artifact.session(name) for name in GRAPHS}
+        past, present = list(kv["past_inputs"]), kv.get("present_outputs") or {}
+        self._check_names(past, present)
+        # growing (self-attention) and static (cross-attention) entries
+        self.self_names, self.cross_names = _kv_kinds(past, kv)
+        self._check_pairs(past, present)
+        self._check_shapes(past, kv["num_heads"], kv["head_dim"])
+        self.num_heads, self.head_dim = kv["num_heads"], kv["head_dim"]
+        self.kv_dtype = np.dtype(kv.get("dtype", "float32"))
+        self.device = ("cuda" if "CUDAExecutionProvider"
+                       in self.sessions["decoder_with_past"].get_providers() else "cpu")
+        self.hidden_dtype = np.dtype(_input_dtype(artifact.graph("decoder"),
+                                                  "encoder_hidden_states"))
+        vocabulary_size = artifact.model.get("vocabulary_size")
+        self.logits = {name: _logits_spec(self.sessions[name], vocabulary_size)
+                       for name in ("decoder", "decoder_with_past")}
+
+    def step(self, x):
+        """The `Step` of one generate call on the packed inputs `x` (Seq2SeqInputs')."""
+        return Seq2SeqStep(self, x["encoder_token_ids"], x["encoder_padding_mask"],
+                           x["decoder_token_ids"].shape[1])
+
+    def _check_names(self, past, present):
+        """The graphs' real input/output names against the manifest's KV names, so a
+        mismatch is one clear line here and not an error inside ONNX Runtime."""
+        want = {
+            ("encoder", "inputs"): PLAIN_INPUTS["encoder"],
+            ("decoder", "inputs"): PLAIN_INPUTS["decoder"],
+            ("decoder", "outputs"): ["logits", *present.get("decoder", [])],
+            ("decoder_with_past", "inputs"): PLAIN_INPUTS["decoder_with_past"] + past,
+            ("decoder_with_past", "outputs"): ["logits",
+                                               *present.get("decoder_with_past", [])],
+        }
+        for (graph, side), names in want.items():
+            session = self.sessions[graph]
+            have = [a.name for a in (session.get_inputs() if side == "inputs"
+                                     else session.get_outputs())]
+            lacking = [n for n in names if n not in have]
+            extra = [n for n in have if n not in names] if side == "inputs" else []
+            if lacking or extra:
+                what = "; ".join(filter(None, [
+                    lacking and f"lacks {lacking[:3]}", extra and f"has unexpected {extra[:3]}"]))
+                raise ArtifactError(
+                    f"{GRAPHS[graph]} does not match the manifest's KV cache names: its "
+                    f"{side} {what}; re-export the artifact")
+
+    def _check_pairs(self, past, present):
+        """Every past tensor has its present partner from the first-step graph, and every
+        self-attention one also from the step graph."""
+        step_out = set(present.get("decoder_with_past", []))
+        first_out = set(present.get("decoder", []))
+        for name in past:
+            partner = present_name(name)
+            if partner not in first_out or (name in self.self_names and
+                                             partner not in step_out):
+                raise ArtifactError(f"the manifest's KV names do not pair up: {name} has no "
+                                    f"{partner} output; re-export the artifact")
+
+    def _check_shapes(self, past, heads, head_dim):
+        shapes = {a.name: a.shape for a in self.sessions["decoder_with_past"].get_inputs()}
+        for name in past:
+            shape = shapes[name]
+            if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != heads) or (
+                    isinstance(shape[3], int) and shape[3] != head_dim):
+                raise ArtifactError(f"{name} has shape {shape} in decoder_with_past_model.onnx, "
+                                    f"the manifest says (batch, {heads}, seq, {head_dim})")
+
+
+class Seq2SeqStep(Step):
+    """One generate call's decoder over the encoder inputs (see the module docstring)."""
+
+    def __init__(self, graphs, encoder_token_ids, encoder_padding_mask, max_length):
+        self.graphs = graphs
+        self.encoder_feeds = {"token_ids": encoder_token_ids,
+                              "padding_mask": encoder_padding_mask}
+        self.max_length = max_length  # the cache never holds more positions
+        self.origin = np.arange(encoder_token_ids.shape[0])  # input row of each row
+        sessions = graphs.sessions
+        self.bindings = {n: sessions[n].io_binding() for n in ("decoder", "decoder_with_past")}
+        self.cache = None  # made by prefill, when the number of rows is known
+        self.encoder_mask = None  # encoder_padding_mask of each row
+        self.logits = None  # decoder_with_past's logits output, bound once
+        self.fed = ()  # host arrays bound as inputs, kept alive while the graph runs
+
+    def prefill(self, token_ids):
+        g = self.graphs
+        hidden = g.sessions["encoder"].run(["encoder_hidden_states"], self.encoder_feeds)[0]
+        hidden = np.ascontiguousarray(hidden[self.origin], g.hidden_dtype)
+        self.encoder_mask = np.ascontiguousarray(self.encoder_feeds["padding_mask"][self.origin])
+        rows, n = token_ids.shape
+        token_ids = np.ascontiguousarray(token_ids, np.int32)
+        self.cache = KVCache(g.self_names, rows, g.num_heads, g.head_dim, self.max_length,
+                             g.kv_dtype, g.device)
+        binding = self.bindings["decoder"]
+        binding.bind_cpu_input("decoder_token_ids", token_ids)
+        binding.bind_cpu_input("encoder_hidden_states", hidden)
+        binding.bind_cpu_input("encoder_padding_mask", self.encoder_mask)
+        self.fed = (token_ids, hidden)
+        logits = _bind_logits(binding, g.logits["decoder"], rows, n)
+        self.cache.bind_present(binding, n)
+        self.cache.bind_static_outputs(binding, g.cross_names, hidden.shape[1])
+        g.sessions["decoder"].run_with_iobinding(binding)
+        self.cache.advance(n)
+        self._bind_step_inputs()
+        return logits[:, -1, :]
+
+    def step(self, token_ids):
+        token_ids = np.ascontiguousarray(token_ids, np.int32)
+        self.fed = (token_ids,)
+        binding = self.bindings["decoder_with_past"]
+        binding.bind_cpu_input("decoder_token_ids", token_ids)
+        length = self.cache.length
+        self.cache.bind_past(binding)
+        self.cache.bind_present(binding, length + 1)
+        self.graphs.sessions["decoder_with_past"].run_with_iobinding(binding)
+        self.cache.advance(length + 1)
+        return self.logits[:, -1, :]
+
+    def reorder(self, rows):
+        """Gather the rows a beam search chose; before `prefill` (its beams) only the
+        encoder rows each row reads change."""
+        rows = np.asarray(rows)
+        if len(rows) == len(self.origin) and (rows == np.arange(len(rows))).all():
+            return
+        origin = self.origin[rows]
+        # rows moved across inputs (or a beam search repeats them)
+        moved = len(origin) != len(self.origin) or (origin != self.origin).any()
+        self.origin = origin
+        if self.cache is None:
+            return
+        self.cache.reorder(rows, static=moved)
+        if moved:  # the encoder inputs of each row moved with it
+            self.encoder_mask = np.ascontiguousarray(self.encoder_mask[rows])
+            self._bind_step_inputs()
+
+    def close(self):
+        for binding in self.bindings.values():
+            binding.clear_binding_inputs()
+            binding.clear_binding_outputs()
+        if self.cache is not None:
+            self.cache.release()
+
+    def _bind_step_inputs(self):
+        """decoder_with_past's bindings that stay put across steps: the encoder mask, the
+        cross-attention K/V and the logits."""
+        binding = self.bindings["decoder_with_past"]
+        binding.bind_cpu_input("encoder_padding_mask", self.encoder_mask)
+        self.cache.bind_static_inputs(binding)
+        self.logits = _bind_logits(binding, self.graphs.logits["decoder_with_past"],
+                                   self.cache.rows, 1)
+
+
+def _kv_kinds(past, kv):
+    """(self-attention names, cross-attention names): the manifest's lists, or for an
+    artifact written before them, the kind its names carry."""
+    self_names, cross_names = kv.get("self_attention"), kv.get("cross_attention")
+    if not isinstance(self_names, list) or not isinstance(cross_names, list):
+        return ([n for n in past if ".decoder." in n], [n for n in past if ".encoder." in n])
+    names = self_names + cross_names
+    if not all(isinstance(n, str) for n in names) or sorted(names) != sorted(past):
+        raise ArtifactError("manifest.json: kv_cache.self_attention and cross_attention "
+                            "must split kv_cache.past_inputs between them; re-export the "
+                            "artifact")
+    return list(self_names), list(cross_names)
+
+
+def _bind_logits(binding, spec, rows, positions):
+    """A host array (rows, positions, vocab) bound as the graph's logits output."""
+    vocabulary_size, dtype = spec
+    logits = np.empty((rows, positions, vocabulary_size), dtype)
+    binding.bind_output("logits", "cpu", 0, logits.dtype.type, logits.shape,
+                        logits.ctypes.data)
+    return logits
+
+
+def _logits_spec(session, vocabulary_size):
+    """(vocabulary size, numpy dtype) of a session's logits output."""
+    out = session.get_outputs()[0]
+    if not vocabulary_size:
+        vocabulary_size = out.shape[2]
+        if not isinstance(vocabulary_size, int):
+            raise ArtifactError(f"{out.name} has no fixed size on axis 2; the manifest "
+                                f"needs model.vocabulary_size")
+    dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+             "tensor(double)": np.float64}.get(out.type, np.float32)
+    return int(vocabulary_size), dtype
+
+
+def _input_dtype(graph, name):
+    for spec in graph.get("inputs", []):
+        if spec["name"] == name:
+            return spec["dtype"]
+    return "float32"
