@@ -62,11 +62,14 @@ class Preprocessor:
         config = {}
         if stored is not None:
             try:
-                found = P.class_for(stored.get("registered_name") or stored["class_name"])
+                found = P.class_for(stored.get("registered_name") or stored.get("class_name"))
             except P.PresetError:  # a keras-hub class we lack (BertTextEmbedderPreprocessor):
                 found = cls  # this class around the preset's tokenizer, keeping its settings
             if issubclass(found, cls):
                 cls = found
+                if not isinstance(stored.get("config"), dict):
+                    raise P.PresetError(f"{directory}/preprocessor.json: 'config' must be a "
+                                        "JSON object")
                 config = {k: v for k, v in stored["config"].items() if k in cls.config_keys}
         return cls(tokenizer, **{**config, **kwargs})
 
@@ -77,7 +80,7 @@ class Preprocessor:
         if P.preset_format(directory) == P.KERAS_HUB:
             stored = P.read_json(directory, "preprocessor.json", required=False)
             if stored is not None:
-                found = P.class_for(stored.get("registered_name") or stored["class_name"])
+                found = P.class_for(stored.get("registered_name") or stored.get("class_name"))
                 if issubclass(found, cls):
                     return found
         backbone_cls = P.backbone_class(directory)

@@ -90,8 +90,10 @@ def reading(where: str):
 
 def _short(value) -> str:
     """A value for an error message: its JSON type and at most 60 characters of it."""
-    kind = {dict: "an object", list: "a list", str: "the string", bool: "the boolean",
-            type(None): "null"}.get(type(value), f"the {type(value).__name__}")
+    if value is None:
+        return "null"
+    kind = {dict: "an object", list: "a list", str: "the string", bool: "the boolean"}.get(
+        type(value), f"the {type(value).__name__}")
     text = repr(value)
     return f"{kind} {text[:60] + '...' if len(text) > 60 else text}"
 

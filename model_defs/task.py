@@ -295,7 +295,7 @@ def _stored_class(stored):
     if stored is None:
         return None
     try:
-        return P.class_for(stored.get("registered_name") or stored["class_name"])
+        return P.class_for(stored.get("registered_name") or stored.get("class_name"))
     except P.PresetError:
         return None
 

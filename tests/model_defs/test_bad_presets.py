@@ -261,6 +261,14 @@ def test_bad_task_json(presets, tmp_path, change, fragment):
     _one_line(error, "task.json", fragment)
 
 
+def test_bad_preprocessor_json(presets, tmp_path):
+    path = _corrupt(presets["task"], tmp_path / "p", "preprocessor.json",
+                    lambda c: c.update(config=[]))
+    with pytest.raises(PresetError) as error:
+        BertMaskedLMPreprocessor.from_preset(path)
+    _one_line(error, "preprocessor.json", "'config' must be a JSON object")
+
+
 # -- item 10: tokenizer assets -------------------------------------------------------------
 VOCABULARY = os.path.join("assets", "tokenizer", "vocabulary.txt")
 BAD_VOCABULARIES = {
