@@ -161,7 +161,10 @@ class Backbone(keras.Model):
     def _from_transformers(cls, directory, load_weights, **kwargs):
         where = os.path.join(directory, "config.json")
         hf_config = P.read_json(directory, "config.json")
-        backbone_cls = cls._checked(P.hf_backbone_class(hf_config["model_type"]))
+        try:
+            backbone_cls = cls._checked(P.hf_backbone_class(hf_config["model_type"]))
+        except P.PresetError as e:
+            raise P.PresetError(f"{where}: {e}") from None
         with P.reading(f"{where} (as {backbone_cls.__name__})"):
             config = backbone_cls.config_from_hf(hf_config)
         config = backbone_cls.checked_config({**config, **kwargs}, where, source=hf_config)

@@ -396,7 +396,7 @@ json_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
                            max_leaves=6)
 CONFIG_KEYS = list(BertBackbone(**TINY).get_config()) + ["intermediate_activation",
                                                          "layer_norm_epsilon", "extra"]
-FUZZ = settings(max_examples=60, deadline=None,
+FUZZ = settings(max_examples=60, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 
@@ -424,9 +424,7 @@ def _loads_or_preset_error(load):
         assert "\n" not in str(e), str(e)
 
 
-@FUZZ
-@given(mutations=st.lists(config_mutations, min_size=1, max_size=3))
-def test_fuzz_config_json(presets, mutations):
+def _fuzz_config_json(presets, mutations):
     with tempfile.TemporaryDirectory() as tmp:
         def change(config):
             for key, value, where in mutations:
@@ -436,6 +434,31 @@ def test_fuzz_config_json(presets, mutations):
             return config
 
         path = _corrupt(presets["task"], os.path.join(tmp, "p"), "config.json", change)
+        _loads_or_preset_error(lambda: Backbone.from_preset(path))
+
+
+@FUZZ
+@given(mutations=st.lists(config_mutations, min_size=1, max_size=3))
+def test_fuzz_config_json(presets, mutations):
+    _fuzz_config_json(presets, mutations)
+
+
+@pytest.mark.slow
+@settings(FUZZ, max_examples=2000)
+@given(mutations=st.lists(config_mutations, min_size=1, max_size=4))
+def test_fuzz_config_json_long(presets, mutations):
+    _fuzz_config_json(presets, mutations)
+
+
+@FUZZ
+@given(changes=st.dictionaries(st.sampled_from(sorted(HF_BERT) + ["hidden_act",
+                                                                  "type_vocab_size"]),
+                               json_values, min_size=1, max_size=3))
+def test_fuzz_transformers_config_json(presets, changes):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _corrupt(presets["hf"], os.path.join(tmp, "p"), "config.json",
+                        lambda c: c.update(changes))
+        # Valid configs end at the missing model.safetensors: a PresetError too.
         _loads_or_preset_error(lambda: Backbone.from_preset(path))
 
 
@@ -478,7 +501,7 @@ _invalid = (st.text(max_size=8) | st.lists(st.integers(), max_size=2) | st.none(
             | st.integers(min_value=10**7, max_value=10**30))
 
 
-@settings(max_examples=15, deadline=None,
+@settings(max_examples=15, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(key=st.sampled_from(["vocabulary_size", "num_layers", "num_heads", "hidden_dim",
                             "intermediate_dim", "max_sequence_length"]),
