@@ -98,9 +98,14 @@ class Preprocessor:
                             f"{cls.__name__}")
 
     def save_to_preset(self, preset_dir):
-        preset_io.write_json(preset_dir, "preprocessor.json",
+        """Write preprocessor.json and the tokenizer's files into `preset_dir`."""
+        with preset_io.preset_folder(preset_dir) as tmp:
+            self.write_preset_files(tmp)
+
+    def write_preset_files(self, directory):
+        preset_io.write_json(directory, "preprocessor.json",
                              preset_io.serialize(self, self.get_config()))
-        self.tokenizer.save_to_preset(preset_dir)
+        self.tokenizer.write_preset_files(directory)
 
     @property
     def sequence_length(self):

@@ -263,10 +263,10 @@ class Task(keras.Model):
     def save_to_preset(self, preset_dir):
         """Write the backbone, preprocessor, task.json and task.weights.h5 (keras-hub
         format) atomically."""
-        with preset_io.AtomicDirectory(preset_dir) as tmp:
+        with preset_io.preset_folder(preset_dir) as tmp:
             self.backbone.write_preset_files(tmp)
             if self.preprocessor is not None:
-                self.preprocessor.save_to_preset(tmp)
+                self.preprocessor.write_preset_files(tmp)
             preset_io.write_json(tmp, "task.json", preset_io.serialize(self, self.get_config()))
             table = self.keras_hub_head_table()
             if table:  # as keras-hub: no task.weights.h5 for a task without weights

@@ -162,9 +162,14 @@ class Tokenizer:
         raise NotImplementedError(f"{cls.__name__} cannot read Transformers tokenizers")
 
     def save_to_preset(self, preset_dir):
-        preset_io.write_json(preset_dir, "tokenizer.json",
+        """Write tokenizer.json and the assets into `preset_dir`."""
+        with preset_io.preset_folder(preset_dir) as tmp:
+            self.write_preset_files(tmp)
+
+    def write_preset_files(self, directory):
+        preset_io.write_json(directory, "tokenizer.json",
                              preset_io.serialize(self, self.get_config()))
-        assets = os.path.join(preset_dir, ASSETS_DIR)
+        assets = os.path.join(directory, ASSETS_DIR)
         os.makedirs(assets, exist_ok=True)
         self.save_assets(assets)
 
