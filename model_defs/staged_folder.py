@@ -72,7 +72,8 @@ class StagedFolder:
         self._check_target()
 
     def _check_target(self):
-        _refuse_working_directory(self.path)
+        if not self.merge:  # a merge deletes nothing, so "." is a fine target for it
+            _refuse_working_directory(self.path)
         if os.path.lexists(self.path):
             if not os.path.isdir(self.path) or os.path.islink(self.path):
                 raise FileExistsError(f"{self.path} exists and is not a folder; choose "
@@ -139,7 +140,6 @@ class StagedFolder:
         os.rename(self.content, self.path)
 
     def _merge(self):
-        _refuse_working_directory(self.path)
         files = []
         for root, _, names in os.walk(self.content):
             rel_root = os.path.relpath(root, self.content)
