@@ -51,7 +51,7 @@ class Seq2SeqInputs:
         """(packed dict, was the input one example?, was it text?)."""
         if isinstance(inputs, dict) and "encoder_token_ids" in inputs:
             return self._token_ids(inputs)
-        encoder_text, decoder_text = self._texts(inputs)
+        encoder_text, decoder_text = self._encoder_decoder_text(inputs)
         scalar = isinstance(encoder_text, (str, bytes))
         encoder_text = texts(encoder_text, "prompt")
         decoder_text = ([""] * len(encoder_text) if decoder_text is None
@@ -88,7 +88,7 @@ class Seq2SeqInputs:
         return x, False, False
 
     @staticmethod
-    def _texts(inputs):
+    def _encoder_decoder_text(inputs):
         if not isinstance(inputs, dict):
             return inputs, None
         if "encoder_text" not in inputs:

@@ -242,10 +242,9 @@ def test_token_stream_skips_prompts_stopped_rows_and_special_ids():
 class CountingStep(Step):
     """Logits that favour (last token + 1) % vocab, and a record of every call."""
 
-    def __init__(self, vocab=7, rows=None):
+    def __init__(self, vocab=7):
         self.vocab = vocab
         self.calls = []
-        self.rows = rows
 
     def _logits(self, last):
         logits = np.zeros((len(last), self.vocab), np.float32)
