@@ -28,6 +28,7 @@ from model_defs.bert import (  # noqa: E402
     BertTokenizer,
 )
 from model_defs.causal_lm import CausalLM  # noqa: E402
+from model_defs.causal_lm_preprocessor import CausalLMPreprocessor  # noqa: E402
 from model_defs.distil_bert import (  # noqa: E402
     DistilBertBackbone,
     DistilBertMaskedLM,
@@ -35,6 +36,18 @@ from model_defs.distil_bert import (  # noqa: E402
     DistilBertTextClassifier,
     DistilBertTextClassifierPreprocessor,
     DistilBertTokenizer,
+)
+from model_defs.gemma import (  # noqa: E402
+    GemmaBackbone,
+    GemmaCausalLM,
+    GemmaCausalLMPreprocessor,
+    GemmaTokenizer,
+)
+from model_defs.gpt2 import (  # noqa: E402
+    GPT2Backbone,
+    GPT2CausalLM,
+    GPT2CausalLMPreprocessor,
+    GPT2Tokenizer,
 )
 from model_defs.masked_lm import MaskedLM  # noqa: E402
 from model_defs.masked_lm_preprocessor import MaskedLMPreprocessor  # noqa: E402
@@ -64,4 +77,7 @@ __all__ = [
     "DistilBertTokenizer",
     "XLMRobertaBackbone", "XLMRobertaMaskedLM", "XLMRobertaMaskedLMPreprocessor",
     "XLMRobertaTokenizer",
+    "GemmaBackbone", "GemmaCausalLM", "GemmaCausalLMPreprocessor", "GemmaTokenizer",
+    "CausalLMPreprocessor", "GPT2Backbone", "GPT2CausalLM", "GPT2CausalLMPreprocessor",
+    "GPT2Tokenizer",
 ]

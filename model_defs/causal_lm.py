@@ -4,19 +4,23 @@ and `generate()`.
 The generate driver lives here once: inputs are normalised into batches (a
 `tf.data.Dataset` is generated batch by batch), each batch is preprocessed, handed to the
 model's `generate_step`, postprocessed, and the outputs are concatenated. A model only
-provides `generate_step` (its decode loop on one batch of packed ids). No decoder-only model
-is implemented yet (GPT-2 and Gemma belong to another issue), so `CausalLM.from_preset`
-returns a `Seq2SeqLM` for a BART preset (keras-hub's `Seq2SeqLM` is a `CausalLM`) and
-refuses any other preset in one line.
+provides `generate_step` (its decode loop on one batch of packed ids); the decoder-only one
+is here (`CausalLM.generate_step`, over the model's `call_decoder` and
+`call_decoder_with_past`), BART's seq2seq loop overrides it. `CausalLM.from_preset`
+returns the task class the preset's backbone has (a `GPT2CausalLM`; a `Seq2SeqLM` for a
+BART preset, since keras-hub's `Seq2SeqLM` is a `CausalLM`) and refuses any other preset
+in one line.
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
+from keras import ops
 
 from model_defs import samplers, task_data
 from model_defs.task import Task
+from runtime.generation.search import output_mask  # numpy only; shared with serving
 
 
 class CausalLM(Task):
@@ -24,13 +28,15 @@ class CausalLM(Task):
 
     Subclasses implement `generate_step(inputs, stop_token_ids)`: one batch of the
     preprocessor's `generate_preprocess` output (or, without a preprocessor, of the
-    model's integer inputs) -> a dict of generated ids for `generate_postprocess`.
+    model's integer inputs) -> a dict of generated ids for `generate_postprocess`. A
+    decoder-only model gets it by implementing `call_decoder` and
+    `call_decoder_with_past` (see `generate_step`).
 
     Example:
     ```python
-    lm = CausalLM.from_preset("bart_base_en")  # a BartSeq2SeqLM, as in keras-hub
+    lm = CausalLM.from_preset("gpt2_base_en")  # a GPT2CausalLM
     lm.compile(sampler="greedy")
-    lm.generate(["The quick brown fox."], max_length=30)
+    lm.generate(["The quick brown fox"], max_length=30)
     ```
     """
 
@@ -99,8 +105,63 @@ class CausalLM(Task):
         return [int(t) for t in stop_token_ids]
 
     def generate_step(self, inputs, stop_token_ids=None):
-        """Generate on one batch of packed integer inputs (each model's decode loop)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement generate_step")
+        """Generate on one batch of packed `token_ids` and `padding_mask` (right-padded,
+        as the preprocessor packs them; padding marks the positions to generate).
+
+        The decoder-only loop (Seq2SeqLM models override it): the model's
+        `call_decoder(token_ids, padding_mask)` runs the prompt's first `index` positions
+        (the shortest prompt) and `call_decoder_with_past(token_ids, padding_mask,
+        past_key_values)` one token at a time, each returning `(logits, present)` with
+        `present` a list over layers of (key, value); the sampler chooses the tokens. As in
+        keras-hub, every position before `index` counts as a token, whatever the mask, and
+        positions are 0, 1, 2, ... Returns `token_ids` and `padding_mask` (False after a
+        row's first stop token).
+        """
+        token_ids = np.asarray(inputs["token_ids"], "int32")
+        prompt_mask = np.asarray(inputs["padding_mask"]).astype(bool)
+        if token_ids.ndim == 1:  # one unbatched example
+            out = self.generate_step({"token_ids": token_ids[None],
+                                      "padding_mask": prompt_mask[None]}, stop_token_ids)
+            return {k: v[0] for k, v in out.items()}
+        limit = getattr(self.backbone, "max_sequence_length", None)
+        if limit is not None and token_ids.shape[1] > limit:
+            raise ValueError(f"sequence length {token_ids.shape[1]} exceeds the model's "
+                             f"{limit} positions; pass max_length <= {limit}")
+        index = int(prompt_mask.sum(axis=-1).min())
+        if index < 1:
+            raise ValueError("every prompt needs at least one token (the start token); "
+                             "check padding_mask")
+        fns = self._decoder_functions()
+
+        def next(prompt, cache, index):
+            mask = np.ones((prompt.shape[0], index), "int32")
+            if cache is None:
+                logits, present = fns["first"](prompt[:, :index], mask)
+            else:
+                logits, present = fns["past"](prompt[:, index - 1:index], mask, cache)
+            logits = np.asarray(ops.convert_to_numpy(ops.cast(logits[:, -1, :], "float32")))
+            return logits, [(np.asarray(k), np.asarray(v)) for k, v in present]
+
+        tokens = self.sampler(next, token_ids, cache=None, index=index, mask=prompt_mask,
+                              stop_token_ids=stop_token_ids, model=self)
+        if isinstance(tokens, tuple):  # BeamSampler(return_all_beams=True)
+            return {"token_ids": tokens[0], "log_probs": tokens[1]}
+        return {"token_ids": tokens,
+                "padding_mask": output_mask(tokens, prompt_mask, stop_token_ids)}
+
+    def _decoder_functions(self):
+        """The model's two decoder calls, as tf.functions on the TF backend (traced once
+        per shape family, not once per token)."""
+        if getattr(self, "_generate_functions", None) is None:
+            fns = {"first": lambda ids, mask: self.call_decoder(ids, mask),
+                   "past": lambda ids, mask, past: self.call_decoder_with_past(ids, mask,
+                                                                                past)}
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                fns = {k: tf.function(f, reduce_retracing=True) for k, f in fns.items()}
+            self._generate_functions = fns
+        return self._generate_functions
 
 
 def _batches(inputs, preprocessed):

@@ -40,6 +40,11 @@ class PositionEmbedding(keras.layers.Layer):
                               (seq, shape[-1]))
         return ops.broadcast_to(ops.cast(positions, inputs.dtype), shape)
 
+    def lookup(self, position_ids, dtype):
+        """The vectors of int `position_ids` (batch, seq) -> (batch, seq, hidden), for
+        positions that differ per row (a left-padded prompt starts at 0 after its pads)."""
+        return ops.cast(ops.take(self.position_embeddings, position_ids, axis=0), dtype)
+
     def compute_output_shape(self, inputs_shape):
         return inputs_shape
 
