@@ -112,10 +112,13 @@ class CausalLM(Task):
         `call_decoder(token_ids, padding_mask)` runs the prompt's first `index` positions
         (the shortest prompt) and `call_decoder_with_past(token_ids, padding_mask,
         past_key_values)` one token at a time, each returning `(logits, present)` with
-        `present` a list over layers of (key, value); the sampler chooses the tokens. As in
-        keras-hub, every position before `index` counts as a token, whatever the mask, and
-        positions are 0, 1, 2, ... Returns `token_ids` and `padding_mask` (False after a
-        row's first stop token).
+        `present` a list over layers of (key, value); the sampler chooses the tokens.
+        `index` is the first position after some row's prompt; padding before it is
+        padding (a left-padded prompt: the model is fed the mask, its positions and
+        attention skip the padding), every position from `index` on is a token. For a
+        right-padded batch that is keras-hub's loop. Returns `token_ids` and
+        `padding_mask` (False on padding before `index` and after a row's first stop
+        token).
         """
         token_ids = np.asarray(inputs["token_ids"], "int32")
         prompt_mask = np.asarray(inputs["padding_mask"]).astype(bool)
@@ -127,27 +130,38 @@ class CausalLM(Task):
         if limit is not None and token_ids.shape[1] > limit:
             raise ValueError(f"sequence length {token_ids.shape[1]} exceeds the model's "
                              f"{limit} positions; pass max_length <= {limit}")
-        index = int(prompt_mask.sum(axis=-1).min())
+        # Each row's prompt ends after its last masked-in token; generation starts at the
+        # first such end (min row length for right padding, as keras-hub).
+        ends = np.where(prompt_mask.any(axis=-1),
+                        prompt_mask.shape[1] - np.argmax(prompt_mask[:, ::-1], axis=-1), 0)
+        index = int(ends.min())
         if index < 1:
             raise ValueError("every prompt needs at least one token (the start token); "
                              "check padding_mask")
+        # What the keys are: the prompt's mask before `index`, tokens from there on. It
+        # rides in the cache, so a beam search reorders it with the keys and values.
+        key_mask = prompt_mask.copy()
+        key_mask[:, index:] = True
         fns = self._decoder_functions()
 
         def next(prompt, cache, index):
-            mask = np.ones((prompt.shape[0], index), "int32")
-            if cache is None:
+            mask = cache["mask"][:, :index].astype("int32")
+            if cache["past"] is None:
                 logits, present = fns["first"](prompt[:, :index], mask)
             else:
-                logits, present = fns["past"](prompt[:, index - 1:index], mask, cache)
+                logits, present = fns["past"](prompt[:, index - 1:index], mask,
+                                              cache["past"])
             logits = np.asarray(ops.convert_to_numpy(ops.cast(logits[:, -1, :], "float32")))
-            return logits, [(np.asarray(k), np.asarray(v)) for k, v in present]
+            return logits, {"mask": cache["mask"],
+                            "past": [(np.asarray(k), np.asarray(v)) for k, v in present]}
 
-        tokens = self.sampler(next, token_ids, cache=None, index=index, mask=prompt_mask,
-                              stop_token_ids=stop_token_ids, model=self)
+        tokens = self.sampler(next, token_ids, cache={"mask": key_mask, "past": None},
+                              index=index, mask=prompt_mask, stop_token_ids=stop_token_ids,
+                              model=self)
         if isinstance(tokens, tuple):  # BeamSampler(return_all_beams=True)
             return {"token_ids": tokens[0], "log_probs": tokens[1]}
         return {"token_ids": tokens,
-                "padding_mask": output_mask(tokens, prompt_mask, stop_token_ids)}
+                "padding_mask": output_mask(tokens, prompt_mask, stop_token_ids) & key_mask}
 
     def _decoder_functions(self):
         """The model's two decoder calls, as tf.functions on the TF backend (traced once
