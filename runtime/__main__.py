@@ -98,6 +98,9 @@ def parse_args(argv):
         p.add_argument("--verify", default="auto", choices=["none", "size", "sha256"],
                        help="check the artifact's files at load: their sha256 (default when "
                             "they total under 256 MB), their size (default above), or not")
+    from runtime.server.cli import add_serve  # its own arguments; uvicorn loads on run
+
+    add_serve(sub)
     return parser.parse_args(argv)
 
 
@@ -108,7 +111,8 @@ def main(argv=None):
     from runtime.artifact import ArtifactError
 
     try:
-        COMMANDS[args.command][1](args)
+        run = getattr(args, "run", None) or COMMANDS[args.command][1]
+        run(args)
     except (ArtifactError, ValueError, TypeError, OSError) as e:
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         print(f"error: {' '.join(lines) or type(e).__name__}", file=sys.stderr)
