@@ -11,7 +11,7 @@ a small config with a small vocabulary the test makes: these tests are about the
 the real architectures and parameter counts are checked in tests/model_defs/. Any network
 attempt fails at once (proxies point at a closed port), so the cache must serve.
 
-The examples that need GPT-2 or Gemma are skipped, visibly, for the CausalLM issue (#10).
+The examples that need Gemma are skipped, visibly, for the CausalLM issue (#10).
 """
 
 import os
@@ -85,10 +85,18 @@ def write_presets(cache):
         M.BartBackbone(vocabulary_size=len(vocab), **SMALL).save_to_preset(path)
         M.BartTokenizer(vocabulary=vocab, merges=merges).save_to_preset(path)
 
+    def gpt2(path):
+        vocab, merges = make_bpe()
+        vocab["<|endoftext|>"] = len(vocab)
+        tokenizer = M.GPT2Tokenizer(vocabulary=vocab, merges=merges)
+        M.GPT2Backbone(vocabulary_size=len(vocab), **SMALL).save_to_preset(path)
+        M.GPT2CausalLMPreprocessor(tokenizer, sequence_length=16).save_to_preset(path)
+
     presets["distil_bert_base_en_uncased"] = distil_bert_masked_lm
     presets["bert_base_en"] = presets["bert_base_en_uncased"] = bert_like("Bert")
     presets["xlm_roberta_base_multi"] = xlm_roberta
     presets["bart_base_en"] = bart
+    presets["gpt2_base_en"] = gpt2
     for name, write in presets.items():
         path, marker = cache_slot(cache, name)
         write(path)
@@ -313,12 +321,17 @@ def test_003_backbone_from_base_class():
 
 def test_003_gpt2_bfloat16():
     # 003_9fcc432a990fc2e5.txt:26-31
-    pytest.skip(CAUSAL_LM)
-    backbone = keras_hub.models.Backbone.from_preset(  # noqa: F841
+    backbone = keras_hub.models.Backbone.from_preset(
         "gpt2_base_en",
         dtype="bfloat16",
         trainable=False,
     )
+    assert type(backbone).__name__ == "GPT2Backbone" and not backbone.trainable
+    assert backbone.dtype_policy.name == "bfloat16"
+    assert all(v.dtype == "bfloat16" for v in backbone.weights)
+    x = {"token_ids": np.ones((1, 12), "int32"), "padding_mask": np.ones((1, 12), "int32")}
+    out = backbone(x)
+    assert out.shape == (1, 12, SMALL["hidden_dim"]) and out.dtype == "bfloat16"
 
 
 def test_003_lora_and_save_to_preset(tmp_path):
