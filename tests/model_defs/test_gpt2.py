@@ -279,6 +279,26 @@ def test_greedy_generate_matches_transformers(hf_checkpoint, ours_hf):
         assert alone.tolist() == want, i
 
 
+def test_transformers_checkpoint_in_the_hub_layout(tmp_path, hf_checkpoint, ours_hf):
+    """openai-community/gpt2's model.safetensors holds GPT2Model names (no "transformer."
+    prefix) and each block's causal-mask buffer `h.{i}.attn.bias`: it loads the same."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    directory = tmp_path / "hub_layout"
+    shutil.copytree(hf_checkpoint[0], directory)
+    tensors = load_file(str(directory / "model.safetensors"))
+    tensors = {k.removeprefix("transformer."): v for k, v in tensors.items()}
+    n = TINY["max_sequence_length"]
+    for i in range(TINY["num_layers"]):
+        tensors[f"h.{i}.attn.bias"] = np.tril(np.ones((n, n), "float32"))[None, None]
+    save_file(tensors, str(directory / "model.safetensors"))
+    lm = GPT2CausalLM.from_preset(str(directory))
+    x = packed(ours_hf.preprocessor, TEXTS, 12)
+    np.testing.assert_array_equal(np.asarray(lm(x)), np.asarray(ours_hf(x)))
+
+
 def test_transformers_config_is_followed(tmp_path, bpe):
     """activation_function and layer_norm_epsilon come from the checkpoint."""
     import torch
