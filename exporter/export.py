@@ -18,7 +18,7 @@ import numpy as np
 
 from exporter import convert, external_data, float16, manifest
 from exporter.errors import ExportError, ValidationError
-from exporter.load import load_model
+from exporter.load import load_model, open_preset
 from exporter.specs import STATIC_AXES, Source, spec_for
 from exporter.specs.base import backbone_of
 from model_defs import preset as P
@@ -82,8 +82,9 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
     if remote and not random_weights:
         progress(f"fetching {preset} (from the kagglehub / huggingface_hub cache if there)")
     progress(f"loading {preset}" + (" (random weights)" if random_weights else ""))
-    model, preprocessor = load_model(preset, task, random_weights, dtype, progress=progress)
-    source = Source(label=str(preset), preset=preset, random_weights=bool(random_weights))
+    loader = open_preset(preset, random_weights)  # resolved, config.json read: once
+    model, preprocessor = load_model(loader, task, random_weights, dtype, progress=progress)
+    source = Source(label=str(preset), preset=loader, random_weights=bool(random_weights))
     return _export(model, preprocessor, target, output, atol, opset, source)
 
 

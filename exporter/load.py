@@ -1,20 +1,33 @@
 """`load_model`: the Keras model (and the preprocessor holding its tokenizer) a preset
-gives for an export task; `export_preset` is `export_model(load_model(preset))`."""
+gives for an export task; `export_preset` is `export_model(load_model(preset))`.
+
+The preset is opened once (`open_preset`: resolved, config.json read, its format's loader
+chosen, model_defs/preset_loader.py); the model, its preprocessor and the manifest's
+pooling are all read through that loader."""
 
 from __future__ import annotations
 
 from exporter.errors import ExportError
-from model_defs import preset as P
+from model_defs import registry
+from model_defs.errors import PresetError
+from model_defs.preset_loader import get_preset_loader
+
+
+def open_preset(preset, random_weights=False):
+    """The preset's loader. With `random_weights` a built-in name is not downloaded (its
+    config is in the registry; kagglehub's cache is read if it has a copy)."""
+    return get_preset_loader(preset, download=not random_weights)
 
 
 def load_model(preset, task=None, random_weights=False, dtype=None, progress=None):
-    """(model, preprocessor) for `preset`. The task defaults to what the preset holds. The
-    preprocessor is the task's; a bare backbone (or a task loaded without one) gets the
-    first one of its family that the preset can build (its tokenizer goes into the
-    artifact), else None."""
-    backbone_cls = P.backbone_class(preset)
-    available = P.task_names(backbone_cls)
-    held = P.stored_task_name(preset, download=not random_weights)  # what it holds
+    """(model, preprocessor) for `preset` (a name, a directory or its `open_preset`
+    loader). The task defaults to what the preset holds. The preprocessor is the task's;
+    a bare backbone (or a task loaded without one) gets the first one of its family that
+    the preset can build (its tokenizer goes into the artifact), else None."""
+    loader = open_preset(preset, random_weights)
+    backbone_cls = loader.backbone_class()
+    available = registry.task_names(backbone_cls)
+    held = loader.held_task_name()
     task = task or held or backbone_cls.default_task
     if task not in available:
         raise ExportError(f"task {task!r} is not available for {backbone_cls.__name__}; "
@@ -23,26 +36,27 @@ def load_model(preset, task=None, random_weights=False, dtype=None, progress=Non
         raise ExportError(f"{backbone_cls.__name__} exports as {backbone_cls.default_task!r}, "
                           "not as a bare backbone")
     if task == "text_classifier" and held != "text_classifier":
-        raise ExportError(f"{preset} holds no text classifier head (num_classes unknown); "
-                          "fine-tune one and save_to_preset, then export that")
+        raise ExportError(f"{loader.preset} holds no text classifier head (num_classes "
+                          "unknown); fine-tune one and save_to_preset, then export that")
     kwargs = {"dtype": dtype} if dtype else {}
+    load_weights = not random_weights
     if task == "backbone":
-        model = backbone_cls.from_preset(preset, load_weights=not random_weights, **kwargs)
-        return model, _preprocessor_of(backbone_cls, preset, progress)
-    model = P.task_class(backbone_cls, task).from_preset(
-        preset, load_weights=not random_weights, **kwargs)
-    return model, model.preprocessor or _preprocessor_of(backbone_cls, preset, progress)
+        model = loader.load_backbone(backbone_cls, load_weights, **kwargs)
+        return model, _preprocessor_of(loader, backbone_cls, progress)
+    task_cls = registry.task_class(backbone_cls, task)
+    model = loader.load_task(task_cls, load_weights, **kwargs)
+    return model, model.preprocessor or _preprocessor_of(loader, backbone_cls, progress)
 
 
-def _preprocessor_of(backbone_cls, preset, progress):
+def _preprocessor_of(loader, backbone_cls, progress):
     """The preset's preprocessor for a bare backbone (the first task's that has one)."""
-    for name in P.task_names(backbone_cls)[1:]:
-        pre_cls = P.task_class(backbone_cls, name).preprocessor_cls
+    for name in registry.task_names(backbone_cls)[1:]:
+        pre_cls = registry.task_class(backbone_cls, name).preprocessor_cls
         if pre_cls is None:
             continue
         try:
-            return pre_cls.from_preset(preset)
-        except (P.PresetError, OSError) as e:
+            return loader.load_preprocessor(pre_cls)
+        except (PresetError, OSError) as e:
             if progress is not None:
                 progress(f"no tokenizer: {e}")
             return None

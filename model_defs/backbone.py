@@ -10,9 +10,11 @@ import re
 
 import keras
 
-from model_defs import lora, preset_io
-from model_defs import preset as P
+from model_defs import lora, preset_io, registry
+from model_defs.errors import PresetError, describe
 from model_defs.layers.activations import ACTIVATIONS
+from model_defs.preset_files import require_file
+from model_defs.preset_loader import get_preset_loader
 from model_defs.weights import H5Reader, SafetensorsReader, apply_table, write_h5
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class classproperty:
         return self.fget(owner)
 
 
+@registry.base_class("backbone")
 class Backbone(keras.Model):
     """Base class of our backbones: a functional Keras model whose constructor arguments
     are its config.
@@ -91,7 +94,7 @@ class Backbone(keras.Model):
     @classproperty
     def presets(cls):
         """Built-in presets this class can load, name -> metadata."""
-        return {name: entry["metadata"] for name, entry in P.builtin_presets().items()
+        return {name: entry["metadata"] for name, entry in registry.builtin_presets().items()
                 if issubclass(entry["cls"], cls)}
 
     @classmethod
@@ -104,27 +107,10 @@ class Backbone(keras.Model):
             load_weights: False builds the architecture with random weights.
             **kwargs: constructor overrides, e.g. `dtype="bfloat16"`.
         """
-        if not load_weights and P.is_builtin(preset):
-            entry = P.builtin_presets()[preset]
-            return cls._checked(entry["cls"]).from_config({**entry["config"], **kwargs})
-        directory = P.resolve(preset)
-        if P.preset_format(directory) == P.TRANSFORMERS:
-            return cls._from_transformers(directory, load_weights, **kwargs)
-        where = os.path.join(directory, "config.json")
-        envelope = P.read_json(directory, "config.json")
-        backbone_cls = P.envelope_class(envelope, where, base=cls)
-        config = backbone_cls.checked_config({**envelope["config"], **kwargs}, where)
-        with P.reading(where):
-            backbone = backbone_cls.from_config(config)
-        if load_weights:
-            backbone.load_preset_weights(directory)
-        return backbone
-
-    @classmethod
-    def _checked(cls, found):
-        if not issubclass(found, cls):
-            raise P.PresetError(f"the preset holds a {found.__name__}, not a {cls.__name__}")
-        return found
+        # The preset's loader (keras-hub or Transformers format) checks that it holds a
+        # `cls`, reads its config and weights: model_defs/preset_loader.py.
+        return get_preset_loader(preset, download=load_weights).load_backbone(
+            cls, load_weights, **kwargs)
 
     @classmethod
     def checked_config(cls, config, where, source=None):
@@ -144,38 +130,22 @@ class Backbone(keras.Model):
         missing = [n for n, p in params.items() if n != "self" and p.kind in named
                    and p.default is p.empty and n not in config]
         if missing:
-            raise P.PresetError(f"{where} lacks {missing}, which {cls.__name__} needs")
+            raise PresetError(f"{where} lacks {missing}, which {cls.__name__} needs")
         for key, value in config.items():
             expected = _expected(key, value)
             if expected:
                 key = _source_key(source, value) or key
-                raise P.PresetError(f"{where}: {key} must be {expected}, got "
-                                    f"{P._short(value)}")
+                raise PresetError(f"{where}: {key} must be {expected}, got {describe(value)}")
         count = parameter_estimate(config)
         if count > MAX_PARAMETERS:
-            raise P.PresetError(f"{where} asks for about {count:.2g} parameters (more than "
-                                f"{MAX_PARAMETERS:.0e}): a corrupt config?")
+            raise PresetError(f"{where} asks for about {count:.2g} parameters (more than "
+                              f"{MAX_PARAMETERS:.0e}): a corrupt config?")
         return config
 
-    @classmethod
-    def _from_transformers(cls, directory, load_weights, **kwargs):
-        where = os.path.join(directory, "config.json")
-        hf_config = P.read_json(directory, "config.json")
-        try:
-            backbone_cls = cls._checked(P.hf_backbone_class(hf_config["model_type"]))
-        except P.PresetError as e:
-            raise P.PresetError(f"{where}: {e}") from None
-        with P.reading(f"{where} (as {backbone_cls.__name__})"):
-            config = backbone_cls.config_from_hf(hf_config)
-        config = backbone_cls.checked_config({**config, **kwargs}, where, source=hf_config)
-        with P.reading(where):
-            backbone = backbone_cls.from_config(config)
-        if load_weights:
-            backbone.load_transformers_weights(directory)
-        return backbone
-
     def load_preset_weights(self, directory):
-        reader = H5Reader(P.require_file(directory, "model.weights.h5"))
+        """Assign the weights of a keras-hub preset's model.weights.h5 (the loader calls
+        this)."""
+        reader = H5Reader(require_file(directory, "model.weights.h5"))
         try:
             apply_table(self, self.keras_hub_weight_table(), reader,
                         where=os.path.join(directory, "model.weights.h5"))
@@ -183,7 +153,9 @@ class Backbone(keras.Model):
             reader.close()
 
     def load_transformers_weights(self, directory, ignore_unused=()):
-        reader = SafetensorsReader(P.require_file(directory, "model.safetensors"))
+        """Assign the backbone's weights from a Transformers model.safetensors (the loader
+        calls this; XLM-RoBERTa overrides it)."""
+        reader = SafetensorsReader(require_file(directory, "model.safetensors"))
         prefix = hf_prefix(reader.names(), self.hf_prefixes)
         table = self.hf_weight_table(prefix, reader.names())
         # A task checkpoint also holds its head: only the backbone's part must be used up.

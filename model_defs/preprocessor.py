@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from model_defs import preset as P
-from model_defs import preset_io
+from model_defs import preset_io, registry
+from model_defs.preset_loader import get_preset_loader
 
 
+@registry.base_class("preprocessor")
 class Preprocessor:
     """Base of the task preprocessors. Holds a `tokenizer` (a `model_defs.Tokenizer`);
     subclasses implement `__call__(x, y=None, sample_weight=None)` returning keras-hub's
@@ -42,7 +43,8 @@ class Preprocessor:
         config = dict(config)
         tokenizer = config.pop("tokenizer")
         if isinstance(tokenizer, dict):
-            found = P.class_for(tokenizer.get("registered_name") or tokenizer["class_name"])
+            found = registry.class_for(tokenizer.get("registered_name")
+                                       or tokenizer["class_name"])
             tokenizer = found.from_config(tokenizer["config"])
         return cls(tokenizer, **config)
 
@@ -52,50 +54,8 @@ class Preprocessor:
         else this class around the preset's tokenizer (keras-hub's behaviour). On a base
         class (`Preprocessor`, `MaskedLMPreprocessor`) the concrete class is the one
         preprocessor.json names, or the one the preset's backbone has."""
-        directory = P.resolve(preset)
-        cls = cls._concrete_class(directory, preset)
-        if P.preset_format(directory) == P.TRANSFORMERS:
-            tokenizer = cls.tokenizer_cls.from_transformers(directory)
-            return cls(tokenizer, **kwargs)
-        stored = P.read_json(directory, "preprocessor.json", required=False)
-        tokenizer = cls.tokenizer_cls.from_preset(directory)
-        config = {}
-        if stored is not None:
-            try:
-                found = P.class_for(stored.get("registered_name") or stored.get("class_name"))
-            except P.PresetError:  # a keras-hub class we lack (BertTextEmbedderPreprocessor):
-                found = cls  # this class around the preset's tokenizer, keeping its settings
-            if issubclass(found, cls):
-                cls = found
-                if not isinstance(stored.get("config"), dict):
-                    raise P.PresetError(f"{directory}/preprocessor.json: 'config' must be a "
-                                        "JSON object")
-                config = {k: v for k, v in stored["config"].items() if k in cls.config_keys}
-        return cls(tokenizer, **{**config, **kwargs})
-
-    @classmethod
-    def _concrete_class(cls, directory, preset):
-        if cls.tokenizer_cls is not None:
-            return cls
-        if P.preset_format(directory) == P.KERAS_HUB:
-            stored = P.read_json(directory, "preprocessor.json", required=False)
-            if stored is not None:
-                found = P.class_for(stored.get("registered_name") or stored.get("class_name"))
-                if issubclass(found, cls):
-                    return found
-        backbone_cls = P.backbone_class(directory)
-        found = sorted({t.preprocessor_cls for t in P.task_classes(backbone_cls)
-                        if t.preprocessor_cls is not None
-                        and issubclass(t.preprocessor_cls, cls)}, key=lambda c: c.__name__)
-        if len(found) == 1:
-            return found[0]
-        names = ", ".join(c.__name__ for c in found)
-        if found:
-            raise P.PresetError(f"preset {preset} holds no preprocessor.json and its "
-                                f"{backbone_cls.__name__} has several ({names}); call "
-                                "from_preset on one of them")
-        raise P.PresetError(f"preset {preset} holds a {backbone_cls.__name__}, which has no "
-                            f"{cls.__name__}")
+        # The preset's loader (keras-hub or Transformers format): preset_loader.py.
+        return get_preset_loader(preset).load_preprocessor(cls, **kwargs)
 
     def save_to_preset(self, preset_dir):
         """Write preprocessor.json and the tokenizer's files into `preset_dir`."""

@@ -8,7 +8,7 @@ import os
 
 import keras
 
-from model_defs import preset as P
+from model_defs.registry import KERAS_HUB
 from model_defs.staged_folder import StagedFolder
 
 PACKAGE_VERSION = "0.1.0"
@@ -21,7 +21,7 @@ def serialize(obj, config: dict) -> dict:
         "module": cls.__module__,
         "class_name": cls.__name__,
         "config": config,
-        "registered_name": f"{P.KERAS_HUB}>{cls.__name__}",
+        "registered_name": f"{KERAS_HUB}>{cls.__name__}",
     }
 
 
@@ -90,7 +90,7 @@ def is_keras_hub_preset(path) -> bool:
         except (OSError, ValueError):
             return False
         if not (isinstance(data, dict) and "model_type" not in data
-                and str(data.get("registered_name", "")).startswith(f"{P.KERAS_HUB}>")):
+                and str(data.get("registered_name", "")).startswith(f"{KERAS_HUB}>")):
             return False
         found = True
     return found

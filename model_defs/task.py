@@ -3,19 +3,18 @@ preset API and compile defaults."""
 
 from __future__ import annotations
 
-import logging
 import os
 
 import keras
 
-from model_defs import preset as P
-from model_defs import preset_io, task_data
+from model_defs import preset_io, registry, task_data
 from model_defs.backbone import Backbone, classproperty, hf_prefix
+from model_defs.preset_files import require_file
+from model_defs.preset_loader import get_preset_loader
 from model_defs.weights import H5Reader, SafetensorsReader, apply_table, write_h5
 
-log = logging.getLogger(__name__)
 
-
+@registry.base_class("task")
 class Task(keras.Model):
     """Base class of the task models.
 
@@ -133,107 +132,36 @@ class Task(keras.Model):
         `kwargs` go to the task constructor (e.g. `num_classes=2`, `preprocessor=None`),
         except `dtype`, which goes to the backbone (every layer computes in it).
         """
-        task_cls = cls._task_class(preset, load_weights)
-        backbone_kwargs = {"dtype": kwargs.pop("dtype")} if "dtype" in kwargs else {}
-        if not load_weights and P.is_builtin(preset):
-            backbone = task_cls.backbone_cls.from_preset(preset, load_weights=False,
-                                                         **backbone_kwargs)
-            if "preprocessor" not in kwargs:  # (setdefault would try the download anyway)
-                kwargs["preprocessor"] = task_cls._offline_preprocessor(preset)
-            return task_cls(backbone=backbone, **kwargs)
-        directory = P.resolve(preset)
-        backbone = task_cls.backbone_cls.from_preset(directory, load_weights=load_weights,
-                                                     **backbone_kwargs)
-        if "preprocessor" not in kwargs and task_cls.preprocessor_cls is not None:
-            kwargs["preprocessor"] = task_cls.preprocessor_cls.from_preset(directory)
-        if P.preset_format(directory) == P.TRANSFORMERS:
-            return task_cls._from_transformers(directory, backbone, load_weights, **kwargs)
-        stored = P.read_json(directory, "task.json", required=False)
-        stored_cls = _stored_class(stored)
-        if stored_cls is not None and issubclass(stored_cls, task_cls):
-            where = os.path.join(directory, "task.json")
-            P.envelope_class(stored, where)  # checks that its "config" is an object
-            head_config = {k: v for k, v in stored["config"].items()
-                           if k not in ("backbone", "preprocessor")}
-            with P.reading(where):  # e.g. a Lambda activation Keras' safe mode refuses
-                task = stored_cls(backbone=backbone, **{**head_config, **kwargs})
-            if load_weights:
-                task.load_head_weights(directory)
-            return task
-        task = task_cls(backbone=backbone, **kwargs)
-        if load_weights and task.head_model().weights:
-            log.warning("%s holds no %s head; it starts from random weights.",
-                        preset, task_cls.__name__)
-            task.random_head = True  # the exporter records it in the manifest
-        return task
+        # The preset's loader (keras-hub or Transformers format) picks the class, builds
+        # the backbone, head and preprocessor: model_defs/preset_loader.py.
+        return get_preset_loader(preset, download=load_weights).load_task(
+            cls, load_weights, **kwargs)
 
     @classproperty
     def presets(cls):
         """Built-in presets this task class can load, name -> metadata: those of its
         backbone (for a base class like `MaskedLM`, of every backbone it has a task for)."""
         backbones = {c.backbone_cls for c in _concrete_subclasses(cls)}
-        return {name: entry["metadata"] for name, entry in P.builtin_presets().items()
+        return {name: entry["metadata"] for name, entry in registry.builtin_presets().items()
                 if entry["cls"] in backbones}
 
     @classmethod
     def _task_class(cls, preset, load_weights=True):
-        """For a base class (`Seq2SeqLM.from_preset`), the concrete class: the task the
-        preset holds if it is one, else the one subclass for the preset's backbone (as
-        keras-hub does); a concrete class is returned as is. Anything else is refused in
-        one line naming what the preset holds."""
-        if cls.backbone_cls is not Backbone:
-            return cls
-        held = None
-        if load_weights or not P.is_builtin(preset):
-            held = _held_task_class(P.resolve(preset))
-            if held is not None and issubclass(held, cls):
-                return held
-        backbone_cls = P.backbone_class(preset)
-        found = P.task_classes(backbone_cls, cls)
-        if len(found) == 1:
-            return found[0]
-        names = ", ".join(c.__name__ for c in found)
-        if found:
-            raise P.PresetError(f"preset {preset} holds a bare {backbone_cls.__name__}, which "
-                                f"{names} can all wrap; call from_preset on one of them")
-        tasks = ", ".join(c.__name__ for c in P.task_classes(backbone_cls)) or "none"
-        raise P.PresetError(f"preset {preset} holds a {(held or backbone_cls).__name__}, which "
-                            f"is not a {cls.__name__} (tasks for {backbone_cls.__name__}: "
-                            f"{tasks})")
-
-    @classmethod
-    def _offline_preprocessor(cls, preset):
-        # Random weights need no download, but a tokenizer does: try, and go without.
-        if cls.preprocessor_cls is None:
-            return None
-        try:
-            return cls.preprocessor_cls.from_preset(preset)
-        except P.PresetError as e:
-            log.warning("no preprocessor for %s (%s); the task takes token ids only.", preset, e)
-            return None
+        """The concrete class `from_preset` builds for `preset` (see
+        `PresetLoader.task_class`)."""
+        return get_preset_loader(preset, download=load_weights).task_class(cls)
 
     @classmethod
     def hf_task_kwargs(cls, hf_config):
         """Constructor arguments a Transformers config implies for the head."""
         return {}
 
-    @classmethod
-    def _from_transformers(cls, directory, backbone, load_weights, **kwargs):
-        hf_config = P.read_json(directory, "config.json")
-        task = cls(backbone=backbone, **{**cls.hf_task_kwargs(hf_config), **kwargs})
-        if load_weights:
-            if set(hf_config.get("architectures") or ()) & set(cls.hf_architectures):
-                task.load_transformers_head(directory)
-            elif task.head_model().weights:
-                log.warning("%s is not a %s checkpoint; the %s head starts from random "
-                            "weights.", directory, "/".join(cls.hf_architectures), cls.__name__)
-                task.random_head = True
-        return task
-
     def load_head_weights(self, directory):
+        """Assign the head's weights from a keras-hub preset's task.weights.h5 (the loader
+        calls this)."""
         if not self.keras_hub_head_table():
             return  # nothing of its own to load (e.g. BART's head is the tied embedding)
-        reader = H5Reader(P.require_file(directory, "task.weights.h5"))
+        reader = H5Reader(require_file(directory, "task.weights.h5"))
         try:
             apply_table(self.head_model(), self.keras_hub_head_table(), reader,
                         ignore_unused=("optimizer/",),
@@ -242,7 +170,9 @@ class Task(keras.Model):
             reader.close()
 
     def load_transformers_head(self, directory):
-        reader = SafetensorsReader(P.require_file(directory, "model.safetensors"))
+        """Assign the head's weights from a Transformers model.safetensors (the loader calls
+        this)."""
+        reader = SafetensorsReader(require_file(directory, "model.safetensors"))
         names = reader.names()
         prefix = hf_prefix(names, self.backbone.hf_prefixes)
         head_view = _Without(reader, prefix) if prefix else reader
@@ -284,39 +214,18 @@ class Task(keras.Model):
 def _deserialize(envelope):
     if not isinstance(envelope, dict) or "class_name" not in envelope:
         return envelope  # already an object
-    cls = P.class_for(envelope.get("registered_name") or envelope["class_name"])
+    cls = registry.class_for(envelope.get("registered_name") or envelope["class_name"])
     config = dict(envelope["config"])
     if "tokenizer" in config:
         config["tokenizer"] = _deserialize(config["tokenizer"])
     return cls.from_config(config)
 
 
-def _stored_class(stored):
-    if stored is None:
-        return None
-    try:
-        return P.class_for(stored.get("registered_name") or stored.get("class_name"))
-    except P.PresetError:
-        return None
-
-
-def _held_task_class(directory):
-    """The task class a resolved preset holds: keras-hub's task.json, or the task whose
-    Transformers `architectures` the checkpoint names; None for a bare backbone."""
-    if P.preset_format(directory) == P.KERAS_HUB:
-        return _stored_class(P.read_json(directory, "task.json", required=False))
-    archs = set(P.read_json(directory, "config.json").get("architectures") or ())
-    for task_cls in P.task_classes(P.backbone_class(directory)):
-        if archs & set(task_cls.hf_architectures):
-            return task_cls
-    return None
-
-
 def _concrete_subclasses(cls):
     """`cls` and the registered task classes below it that are built on a real backbone."""
     if cls.backbone_cls is not Backbone:
         return [cls]
-    return [c for c in P.task_classes(None, cls) if c.backbone_cls is not Backbone]
+    return [c for c in registry.task_classes(None, cls) if c.backbone_cls is not Backbone]
 
 
 class _Variables:

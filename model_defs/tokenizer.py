@@ -12,13 +12,14 @@ import os
 
 import numpy as np
 
-from model_defs import preset as P
-from model_defs import preset_io
+from model_defs import preset_io, registry
+from model_defs.preset_files import require_file
+from model_defs.preset_loader import ASSETS_DIR, get_preset_loader
 
-ASSETS_DIR = os.path.join("assets", "tokenizer")
 log = logging.getLogger(__name__)
 
 
+@registry.base_class("tokenizer")
 class Tokenizer:
     """Base of the model tokenizers.
 
@@ -113,21 +114,13 @@ class Tokenizer:
     def from_preset(cls, preset, **kwargs):
         """The tokenizer of a preset (keras-hub `tokenizer.json` + assets, or the vocabulary
         files of a Transformers checkpoint)."""
-        directory = P.resolve(preset)
-        if P.preset_format(directory) == P.TRANSFORMERS:
-            return cls._transformers_reader(directory, preset).from_transformers(directory,
-                                                                                 **kwargs)
-        where = os.path.join(directory, "tokenizer.json")
-        envelope = P.read_json(directory, "tokenizer.json")
-        found = P.envelope_class(envelope, where, base=cls)
-        config = {**found._known_keys(envelope["config"], where), **kwargs}
-        config["vocabulary"] = found.read_assets(os.path.join(directory, ASSETS_DIR))
-        with P.reading(where):
-            return found.from_config(config)
+        # The preset's loader (keras-hub or Transformers format): preset_loader.py.
+        return get_preset_loader(preset).load_tokenizer(cls, **kwargs)
 
     @classmethod
-    def _known_keys(cls, config, where):
-        # As for backbones: keys the constructor does not take are dropped with a warning.
+    def checked_config(cls, config, where):
+        """tokenizer.json's config (read from `where`) without the keys the constructor
+        does not take; those are dropped with a warning, as for backbones."""
         known = {"name", "trainable", "dtype", "config_file", "sequence_length",
                  "vocabulary", *cls.config_keys}
         unknown = sorted(set(config) - known)
@@ -136,25 +129,12 @@ class Tokenizer:
                         cls.__name__)
         return {k: v for k, v in config.items() if k in known}
 
-    @classmethod
-    def _transformers_reader(cls, directory, preset):
-        """The class that reads a Transformers checkpoint's tokenizer: `cls` itself, or for
-        the base `Tokenizer` the one tokenizer class of the checkpoint's backbone."""
-        if cls.from_transformers.__func__ is not Tokenizer.from_transformers.__func__:
-            return cls
-        backbone_cls = P.backbone_class(directory)
-        found = {t.preprocessor_cls.tokenizer_cls for t in P.task_classes(backbone_cls)
-                 if t.preprocessor_cls is not None}
-        found = sorted((c for c in found if issubclass(c, cls)), key=lambda c: c.__name__)
-        if len(found) != 1:
-            raise P.PresetError(f"preset {preset} holds a {backbone_cls.__name__}, whose "
-                                f"tokenizer is not a {cls.__name__}")
-        return found[0]
+    _known_keys = checked_config  # the old name
 
     @classmethod
     def read_assets(cls, folder):
         """What `vocabulary=` takes, read from an assets folder (paths by default)."""
-        paths = [P.require_file(folder, name) for name in cls.asset_files]
+        paths = [require_file(folder, name) for name in cls.asset_files]
         return paths[0] if len(paths) == 1 else tuple(paths)
 
     @classmethod

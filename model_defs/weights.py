@@ -10,9 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-class WeightMapError(ValueError):
-    """A checkpoint that does not fit the model (missing, unused or misshapen tensors)."""
+from model_defs.errors import WeightMapError  # noqa: F401  (defined there, imported from here)
 
 
 @dataclass(frozen=True)

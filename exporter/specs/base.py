@@ -56,10 +56,11 @@ class Graph:
 class Source:
     """Where the exported model came from, for the manifest: `label` (the preset name or
     folder, or "in-memory ..."), and the preset itself when there is one (a spec may read
-    what the preset declares, e.g. a backbone's pooling)."""
+    what the preset declares, e.g. a backbone's pooling: a name, a folder, or the
+    `PresetLoader` the model was loaded through, which reads no file twice)."""
 
     label: str
-    preset: str | None = None
+    preset: object = None
     random_weights: bool = False
 
 
