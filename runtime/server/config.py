@@ -24,6 +24,6 @@ class ServerConfig:
     max_texts_per_request: int = 64
     max_tokens_per_text: int | None = None
     batch_tokens: int = 8192
-    batch_wait_ms: float = 2.0
+    batch_wait_ms: float = 0.0
     max_queue: int = 256
     generation_workers: int = 2

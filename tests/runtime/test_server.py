@@ -343,9 +343,10 @@ def test_client_that_leaves_mid_stream_frees_its_generation(server):
         while model.generations and time.time() < deadline:
             time.sleep(0.02)
         assert model.generations == 0
+        time.sleep(0.1)  # a token being decoded when the client left may still land
         count = len(produced)
-        time.sleep(0.2)
-        assert len(produced) == count < 50, "the decode should stop with its client"
+        time.sleep(0.3)
+        assert len(produced) == count < 50, (count, "the decode should stop with its client")
     finally:
         model.pipeline.stream = real
 
