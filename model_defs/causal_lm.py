@@ -41,6 +41,7 @@ class CausalLM(Task):
     """
 
     task_name = "causal_lm"
+    export_spec = "causal_lm"  # exporter/specs/causal_lm.py (Seq2SeqLM models name theirs)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -21,3 +21,4 @@ class Seq2SeqLM(CausalLM):
     """
 
     task_name = "seq2seq_lm"
+    export_spec = "seq2seq_lm"  # not CausalLM's decoder-only spec

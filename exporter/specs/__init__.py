@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from exporter.errors import ExportError
 from exporter.specs.base import STATIC_AXES, ExportSpec, Graph, Source
+from exporter.specs.causal_lm import CausalLMSpec
 from exporter.specs.encoder import BackboneSpec, MaskedLMSpec, TextClassifierSpec
 from exporter.specs.seq2seq_lm import Seq2SeqLMSpec
 
@@ -20,6 +21,7 @@ SPECS = {
     "masked_lm": MaskedLMSpec,
     "text_classifier": TextClassifierSpec,
     "seq2seq_lm": Seq2SeqLMSpec,
+    "causal_lm": CausalLMSpec,
 }
 
 

@@ -93,9 +93,10 @@ class CachedGroupedQueryAttention(keras.layers.Layer):
         self.built = True
 
     def _split_heads(self, x, heads):
-        # (batch, seq, heads * head_dim) -> (batch, heads, seq, head_dim)
-        batch, length = ops.shape(x)[0], ops.shape(x)[1]
-        x = ops.reshape(x, (batch, length, heads, self.head_dim))
+        # (batch, seq, heads * head_dim) -> (batch, heads, seq, head_dim). The length is
+        # -1, not shape(x)[1]: tf2onnx folds that reshape into the Dense's 2-D MatMul as
+        # [0, 0, heads, head_dim], which copies the wrong axes (rows, width) in ONNX.
+        x = ops.reshape(x, (ops.shape(x)[0], -1, heads, self.head_dim))
         return ops.transpose(x, (0, 2, 1, 3))
 
     def call(self, x, positions, bias, past=None, training=None):
