@@ -24,6 +24,16 @@ SERVE = {
     "causal_lm": ("generate", "The quick brown fox."),
 }
 
+# The quality gate's limits: flag, GateLimits field, its default (exporter/quality_gate.py;
+# repeated here so --help imports nothing) and what it bounds.
+GATE_FLAGS = [
+    ("--min-cosine-mean", "cosine_mean", 0.98, "lowest mean cosine similarity of outputs"),
+    ("--min-cosine", "cosine_min", 0.95, "lowest cosine similarity of any validation row"),
+    ("--min-top1", "top1", 0.9, "lowest top-1 agreement of logits"),
+    ("--min-top5", "top5", 0.97, "lowest share of Keras' best class in the top 5"),
+    ("--min-greedy", "greedy", 0.9, "lowest greedy-token agreement of generation"),
+]
+
 # Lines native code (absl / TSL logging) writes to fd 2: "I0000 00:00:17.8 123 port.cc:153]",
 # absl's pre-init notice, and the continuation of cpu_feature_guard's message. Fatal (F)
 # lines are kept: they explain a crash.
@@ -52,6 +62,15 @@ def parse_args(argv):
     p.add_argument("--opset", type=int, default=None, choices=range(17, 19),
                    metavar="{17,18}", help="ONNX opset (default 17; LayerNormalization "
                    "needs 17)")
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="int8: dynamic int8 MatMul / Gemm weights (per-channel), a quarter "
+                   "of the size and faster on CPU; checked by a quality gate, not --atol")
+    gate = p.add_argument_group(
+        "quality gate of --quantize (the export fails, writing nothing, below a limit; "
+        "measured against the float32 Keras model on the validation cases)")
+    for flag, dest, default, what in GATE_FLAGS:
+        gate.add_argument(flag, dest=dest, type=float, default=None, metavar="X",
+                          help=f"{what} (default {default})")
     p.add_argument("--list-presets", action="store_true", help="list built-in presets")
     p.add_argument("--verbose", action="store_true",
                    help="also show TensorFlow's and tf2onnx's own log lines")
@@ -171,11 +190,18 @@ def run(args):
             print(f"{name:32s} {entry['cls'].__name__:24s} {params:8.2f}M")
         return 0
     kwargs = {k: v for k, v in {"atol": args.atol, "opset": args.opset,
-                                "dtype": args.dtype}.items() if v is not None}
+                                "dtype": args.dtype, "quantize": args.quantize}.items()
+              if v is not None}
+    limits = {dest: getattr(args, dest) for _, dest, _, _ in GATE_FLAGS
+              if getattr(args, dest) is not None}
     output = args.output or default_output(args.preset)
     from exporter.interrupts import Interrupted, signals_interrupt
 
     try:
+        if limits:
+            from exporter.quality_gate import GateLimits
+
+            kwargs["gate"] = GateLimits(**limits)
         with signals_interrupt():
             result = export_preset(args.preset, task=args.task, output=output,
                                    overwrite=args.overwrite,

@@ -10,6 +10,7 @@ their names and axes, how to validate them and what the manifest gets.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import time
@@ -17,8 +18,10 @@ import time
 import numpy as np
 
 from exporter import convert, external_data, float16, manifest
+from exporter import quantize as Q
 from exporter.errors import ExportError, ValidationError
 from exporter.load import load_model, open_preset
+from exporter.quality_gate import GateLimits
 from exporter.specs import STATIC_AXES, Source, spec_for
 from exporter.specs.base import backbone_of
 from model_defs import preset as P
@@ -63,7 +66,8 @@ def output_folder(output, overwrite):
 
 
 def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
-                  random_weights=False, dtype=None, opset=convert.OPSET):
+                  random_weights=False, dtype=None, opset=convert.OPSET, quantize=None,
+                  gate=None):
     """Export `preset` to `output` (default artifacts/<name>) and return the manifest.
 
     Args:
@@ -71,10 +75,11 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
         task: "backbone", "masked_lm", ... (default: what the preset holds).
         random_weights: build the architecture with random weights (no download).
         dtype: "float32" or "float16": the dtype the model is loaded (and exported) in.
-        atol, opset, overwrite: as for `export_model`.
+        atol, opset, overwrite, quantize, gate: as for `export_model`.
     """
     if atol is not None:
         atol = check_atol(atol)
+    check_quantize(quantize, gate, atol, dtype or "float32")
     output = output or default_output(preset)
     target = output_folder(output, overwrite)
     target.check()  # refuse a bad --output now, not after minutes of conversion
@@ -85,11 +90,11 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
     loader = open_preset(preset, random_weights)  # resolved, config.json read: once
     model, preprocessor = load_model(loader, task, random_weights, dtype, progress=progress)
     source = Source(label=str(preset), preset=loader, random_weights=bool(random_weights))
-    return _export(model, preprocessor, target, output, atol, opset, source)
+    return _export(model, preprocessor, target, output, atol, opset, source, quantize, gate)
 
 
 def export_model(model, output, preprocessor=None, overwrite=False, atol=None,
-                 opset=convert.OPSET, dtype=None):
+                 opset=convert.OPSET, dtype=None, quantize=None, gate=None):
     """Export an in-memory backbone or task (e.g. after `enable_lora` and `fit`) to the
     artifact folder `output`; LoRA is merged into the kernels first, so the graph is the
     base model's graph with the trained weights.
@@ -105,6 +110,10 @@ def export_model(model, output, preprocessor=None, overwrite=False, atol=None,
         opset: ONNX opset.
         dtype: must be the model's own compute dtype if given (the model is exported as
             it computes; load or build it in another dtype to change it).
+        quantize: "int8": dynamic int8 MatMul / Gemm weights (exporter/quantize.py),
+            validated by the quality gate instead of atol.
+        gate: the gate's limits for a quantized export (a `GateLimits`; default
+            `GateLimits()`).
 
     Returns the manifest. Validation compares ONNX Runtime with the merged model, which
     computes what `model` computes.
@@ -122,13 +131,27 @@ def export_model(model, output, preprocessor=None, overwrite=False, atol=None,
                           f"not {dtype}; build or load it with dtype={dtype!r} first")
     if atol is not None:
         atol = check_atol(atol)
+    check_quantize(quantize, gate, atol, compute)
     target = output_folder(output, overwrite)
     target.check()
     source = Source(label=f"in-memory {type(model).__name__} ({model.name})")
-    return _export(model, preprocessor, target, output, atol, opset, source)
+    return _export(model, preprocessor, target, output, atol, opset, source, quantize, gate)
 
 
-def _export(model, preprocessor, target, output, atol, opset, source):
+def check_quantize(quantize, gate, atol, dtype):
+    """Refuse a quantization request that cannot be met, before any conversion."""
+    Q.check_mode(quantize, dtype)
+    if quantize is None and gate is not None:
+        raise ExportError("the quality gate limits (--min-*) apply to --quantize exports "
+                          "only; float exports are checked with --atol")
+    if quantize is not None and atol is not None:
+        raise ExportError(f"--atol does not apply to --quantize {quantize}: its quality gate "
+                          "does (--min-cosine-mean, --min-cosine, --min-top1, --min-top5, "
+                          "--min-greedy)")
+
+
+def _export(model, preprocessor, target, output, atol, opset, source, quantize=None,
+            gate=None):
     """The core: spec -> graphs -> validation -> tokenizer and manifest, published whole."""
     start = time.perf_counter()
     spec = spec_for(model)
@@ -146,12 +169,25 @@ def _export(model, preprocessor, target, output, atol, opset, source):
         raise ExportError(f"the tokenizer has {tokenizer.vocabulary_size()} tokens but the "
                           f"model's vocabulary_size is {vocab}; use the preset's own tokenizer")
     merged = merged_copy(model)  # LoRA folded into the kernels: the base model's graph
+    if quantize is not None:
+        Q.check_mode(quantize, compute)
+        if "gate" not in inspect.signature(spec.validate).parameters:
+            raise ExportError(f"--quantize {quantize} is not supported for {spec.task} yet "
+                              "(its export spec has no quality gate)")
+        Q.check_size(external_data.weights_bytes(merged.weights), external_data.LIMIT_BYTES)
+        gate = gate or GateLimits()
     with target as tmp:  # published whole at the end, or nothing is
-        entries, paths = {}, {}
+        entries, paths, quantized = {}, {}, {}
         for graph in spec.graphs(merged):
             entries[graph.name] = write_graph(graph, tmp, opset)
             paths[graph.name] = os.path.join(tmp, graph.file)
-        validation = spec.validate(merged, paths, atol, progress)
+            if quantize is not None:
+                entries[graph.name], quantized[graph.name] = quantize_graph(
+                    paths[graph.name], graph)
+        if quantize is None:
+            validation = spec.validate(merged, paths, atol, progress)
+        else:
+            validation = spec.validate(merged, paths, None, progress, gate=gate)
         if not validation.get("passed"):  # a spec's validate raises; never publish anyway
             raise ValidationError(f"validation of {type(model).__name__} did not pass")
         progress("writing tokenizer assets and manifest")
@@ -161,6 +197,7 @@ def _export(model, preprocessor, target, output, atol, opset, source):
             "random_head": bool(getattr(model, "random_head", False)),
             "model": spec.model_block(merged, tokenizer),
             "graphs": entries, **spec.manifest(merged, source, progress),
+            **({"quantization": Q.manifest_block(quantize, quantized)} if quantize else {}),
             "validation": validation,
             "tokenizer": save_tokenizer(preprocessor, tokenizer, tmp),
             "versions": manifest.versions(opset),
@@ -193,6 +230,13 @@ def write_graph(graph, folder, opset):
     progress(f"converted {graph.file} in {time.perf_counter() - t:.1f} s"
              + (" (external data)" if external else ""))
     return manifest.graph_entry(graph.file, proto, graph.axes)
+
+
+def quantize_graph(path, graph):
+    """int8 weights for the graph at `path` (in place); its manifest entry and counts."""
+    progress(f"quantizing {graph.file} to int8 (dynamic, per-channel MatMul / Gemm weights)")
+    proto, counts = Q.quantize_file(path)
+    return manifest.graph_entry(graph.file, proto, graph.axes), counts
 
 
 def save_tokenizer(preprocessor, tokenizer, folder):

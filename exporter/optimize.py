@@ -115,7 +115,7 @@ def _fuse_gelu(graph):
         found = users.get(name, [])
         return found[0] if len(found) == 1 and found[0].op_type == op else None
 
-    count, removed, added = 0, set(), []
+    count, removed, added, typed = 0, set(), [], []
     for erf in graph.node:
         if erf.op_type != "Erf":
             continue
@@ -144,9 +144,19 @@ def _fuse_gelu(graph):
                                  name=erf.name + "/Gelu")
         removed.add(id(half))
         added.append((half, fused))
+        dtype = _constant(scale.input[0], initializers, producers)
+        if dtype is None:
+            dtype = _constant(scale.input[1], initializers, producers)
+        typed.append((half.output[0], dtype.dtype))
         count += 1
     for old, new in added:
         graph.node.insert(list(graph.node).index(old), new)
+    # ONNX shape inference knows no com.microsoft op, so it cannot type Gelu's output nor
+    # anything computed from it (the FFN's output Dense, which quantization must see as
+    # float). Gelu keeps its input's dtype: the dtype of the 1/sqrt2 constant x is scaled by.
+    for name, dtype in typed:
+        graph.value_info.append(helper.make_tensor_value_info(
+            name, helper.np_dtype_to_tensor_dtype(dtype), None))
     _remove(graph, removed)
     return count
 

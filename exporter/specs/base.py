@@ -73,9 +73,11 @@ class ExportSpec:
     def graphs(self, model) -> list[Graph]:
         raise NotImplementedError
 
-    def validate(self, model, paths: dict, atol: float, progress) -> dict:
+    def validate(self, model, paths: dict, atol: float, progress, gate=None) -> dict:
         """Compare ONNX Runtime (graphs at `paths`, name -> file) with `model`; return the
-        manifest's validation block; raise ValidationError when the verdict is False."""
+        manifest's validation block; raise ValidationError when the verdict is False.
+        `gate` (quantized exports: an `exporter.quality_gate.GateLimits`) replaces atol:
+        compare through `gate.comparison()` instead of `Comparison(atol)`."""
         raise NotImplementedError
 
     def manifest(self, model, source: Source, progress) -> dict:

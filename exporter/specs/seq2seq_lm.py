@@ -95,8 +95,8 @@ class Seq2SeqLMSpec(ExportSpec):
     def graphs(self, model):
         return graph_functions(model)
 
-    def validate(self, model, paths, atol, progress):
-        return validate_seq2seq(model, paths, atol, progress=progress)
+    def validate(self, model, paths, atol, progress, gate=None):
+        return validate_seq2seq(model, paths, atol, progress=progress, gate=gate)
 
     def manifest(self, model, source, progress):
         return {"kv_cache": kv_cache_spec(model.backbone),
@@ -221,7 +221,8 @@ def _kv_group(name):
     return "present" if name.startswith("present") else name
 
 
-def validate_seq2seq(model, paths, atol, progress=print, cases=VALIDATION_CASES, seed=1234):
+def validate_seq2seq(model, paths, atol, progress=print, cases=VALIDATION_CASES, seed=1234,
+                     gate=None):
     """Greedy multi-step decode in Keras and in ONNX Runtime (each on its own outputs and
     cache); every step's logits and KV caches are compared. Returns the manifest's
     validation block; raises ValidationError when the verdict (worst diff <= atol, greedy
@@ -235,7 +236,9 @@ def validate_seq2seq(model, paths, atol, progress=print, cases=VALIDATION_CASES,
     backbone = model.backbone
     rng = np.random.default_rng(seed)
     vocab = backbone.vocabulary_size
-    comparison, results = Comparison(atol, group=_kv_group), []
+    comparison = (gate.comparison(group=_kv_group) if gate is not None  # quantized
+                  else Comparison(atol, group=_kv_group))
+    results = []
 
     def outputs(graph, values):
         names = [o.name for o in sessions[graph].get_outputs()]

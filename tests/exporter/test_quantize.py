@@ -1,0 +1,194 @@
+"""`--quantize int8`: ONNX Runtime's quantizer types our graphs, every task quantizes
+(per-channel int8 MatMul weights, kept as initializers), the quality gate passes a healthy
+model and fails, writing nothing, past a limit; the runtime serves the artifacts as is."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from exporter.errors import ExportError, ValidationError
+from exporter.export import export_model
+from exporter.quality_gate import GateLimits
+from tests.fine_tune_helpers import (
+    SENTENCES,
+    keras_hub_classifier_preset,
+    tiny_classifier,
+    tiny_masked_lm,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Out of reach for any int8 graph: its outputs are never exactly the float ones.
+UNREACHABLE = GateLimits(cosine_min=1.0)
+
+
+def tiny(task):
+    if task == "text_classifier":
+        return tiny_classifier("distil_bert", num_classes=3)
+    model = tiny_masked_lm("distil_bert")
+    return model.backbone if task == "backbone" else model
+
+
+def graph_facts(path):
+    """(op counts, initializers by name) of an ONNX file."""
+    proto = onnx.load(path)
+    ops = {}
+    for node in proto.graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return proto, ops, {t.name: t for t in proto.graph.initializer}
+
+
+def assert_int8_matmuls(path, hidden):
+    """Every MatMulInteger reads an int8 initializer weight with one scale per column."""
+    proto, ops, init = graph_facts(path)
+    quantized = [n for n in proto.graph.node if n.op_type == "MatMulInteger"]
+    assert quantized and ops.get("DynamicQuantizeLinear")
+    for node in quantized:
+        weight = init[node.input[1]]  # still an initializer, not a computed tensor
+        assert weight.data_type == onnx.TensorProto.INT8
+        zero_point = numpy_helper.to_array(init[node.input[3]])
+        assert zero_point.shape == (weight.dims[1],) and not zero_point.any()  # symmetric
+    return len(quantized)
+
+
+def test_ort_quantizer_types_our_gelu(tmp_path):
+    """Plain quantize_dynamic on our float graph: it failed ("Unable to find data type for
+    weight_name=...feedforward_output_dense...") since shape inference cannot type the
+    com.microsoft Gelu output; the exporter now writes that type into the graph."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    export_model(tiny("backbone"), str(tmp_path / "f"))
+    path = str(tmp_path / "f" / "model.onnx")
+    proto = onnx.load(path)
+    gelu = [n for n in proto.graph.node if n.op_type == "Gelu"]
+    assert gelu and gelu[0].domain == "com.microsoft"
+    typed = {v.name: v.type.tensor_type.elem_type for v in proto.graph.value_info}
+    assert typed.get(gelu[0].output[0]) == onnx.TensorProto.FLOAT
+    quantize_dynamic(path, str(tmp_path / "q.onnx"), per_channel=True)
+    _, ops, _ = graph_facts(str(tmp_path / "q.onnx"))
+    assert ops["MatMulInteger"] == 2 * 6  # q, k, v, attention output, FFN in and out
+
+
+@pytest.mark.parametrize("task", ["backbone", "masked_lm", "text_classifier"])
+def test_encoder_tasks_quantize_and_pass_the_gate(task, tmp_path):
+    out = tmp_path / "int8"
+    manifest = export_model(tiny(task), str(out), quantize="int8")
+    validation = manifest["validation"]
+    assert validation["method"] == "quality_gate" and validation["passed"]
+    assert validation["limits"] == json.loads(json.dumps(GateLimits().__dict__))
+    measured = validation["measured"]
+    assert measured["cosine_mean"] >= 0.99 and measured["cosine_min"] >= 0.98
+    if task != "backbone":
+        assert measured["top1"] >= 0.9 and measured["top5"] == 1.0
+    else:
+        assert "top1" not in measured  # no logits
+    block = manifest["quantization"]
+    assert block["mode"] == "int8" and block["method"] == "dynamic"
+    count = assert_int8_matmuls(str(out / "model.onnx"), 16)
+    assert block["graphs"]["model"]["quantized_matmuls"] == count >= 12
+    sizes = block["graphs"]["model"]["initializer_bytes"]
+    assert sizes["int8"] < 0.7 * sizes["float32"]  # tiny: embeddings are much of it
+    assert manifest["graphs"]["model"]["inputs"][0]["dtype"] == "int32"  # same interface
+
+
+def test_int8_file_is_much_smaller_where_matmuls_dominate(tmp_path):
+    from model_defs import DistilBertBackbone
+
+    model = DistilBertBackbone(vocabulary_size=40, num_layers=2, num_heads=2, hidden_dim=64,
+                               intermediate_dim=256, max_sequence_length=32)
+    sizes = {mode: export_model(model, str(tmp_path / str(mode)), quantize=mode)[
+        "files"]["model.onnx"]["bytes"] for mode in (None, "int8")}
+    assert sizes["int8"] < 0.45 * sizes[None]  # int8 kernels, float embeddings and graph
+
+
+@pytest.mark.parametrize("task", ["backbone", "masked_lm", "text_classifier"])
+def test_gate_out_of_reach_fails_and_writes_nothing(task, tmp_path):
+    out = tmp_path / "int8"
+    with pytest.raises(ValidationError, match=r"int8 quality gate: cosine min 0\.9\d+ < "
+                                              r"--min-cosine 1"):
+        export_model(tiny(task), str(out), quantize="int8", gate=UNREACHABLE)
+    assert not out.exists() and os.listdir(tmp_path) == []
+
+
+def test_top1_and_greedy_limits_are_enforced():
+    """A healthy tiny model agrees on every pick, so no limit <= 1 fails it: feed the gate
+    logits that disagree. A near-tie in Keras' logits counts as agreement."""
+    gate = GateLimits(top1=0.99, cosine_mean=0, cosine_min=0).comparison()
+    want = np.array([[3.0, 1.0, 0.0]] * 4)
+    gate.add({"logits": want}, {"logits": want[:, ::-1].copy()})
+    assert not gate.passed and "top-1 0 < --min-top1 0.99" in gate.failure()
+    gate = GateLimits(greedy=0.5).comparison()
+    tie = np.array([[3.0, 2.999, 0.0], [3.0, 1.0, 0.0]])
+    assert not gate.greedy(tie, tie[:, [1, 0, 2]])  # neither row picks Keras' token...
+    assert gate.greedy_tokens.mean == 0.5 and gate.passed  # ...but row 0 is a near-tie
+    gate.greedy(want[:2], want[:2, ::-1])
+    assert "greedy 0.25 < --min-greedy 0.5" in gate.failure()
+
+
+def test_runtime_serves_int8_artifacts(tmp_path):
+    from runtime.classifier import Classifier
+    from runtime.encoder import Encoder
+    from runtime.fill_mask import FillMask
+
+    float_dir, int8_dir = tmp_path / "f", tmp_path / "q"
+    model = tiny("backbone")
+    export_model(model, str(float_dir))
+    export_model(model, str(int8_dir), quantize="int8")
+    ids = np.array([[2, 8, 9, 10, 3, 0]], "int32")
+    mask = (ids > 0).astype("int32")
+    a = Encoder(str(float_dir)).encode(token_ids=ids, padding_mask=mask)["sequence_output"]
+    b = Encoder(str(int8_dir)).encode(token_ids=ids, padding_mask=mask)["sequence_output"]
+    cos = np.sum(a * b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    assert cos > 0.99 and not np.allclose(a, b, atol=1e-5)  # int8, yet close
+
+    export_model(tiny("masked_lm"), str(tmp_path / "mlm"), quantize="int8")
+    filled = FillMask(str(tmp_path / "mlm"))(["the quick [MASK] fox."], top_k=2)
+    assert len(filled[0][0]) == 2  # texts, masks, top_k
+    export_model(tiny("text_classifier"), str(tmp_path / "cls"), quantize="int8")
+    scores = Classifier(str(tmp_path / "cls")).scores(SENTENCES[:2])
+    assert np.asarray(scores).shape == (2, 3)
+
+
+def test_refusals_before_any_work(tmp_path):
+    model = tiny("backbone")
+    with pytest.raises(ExportError, match="--atol does not apply to --quantize int8"):
+        export_model(model, str(tmp_path / "a"), quantize="int8", atol=1e-3)
+    with pytest.raises(ExportError, match="--quantize int4 is not supported"):
+        export_model(model, str(tmp_path / "a"), quantize="int4")
+    with pytest.raises(ExportError, match="apply to --quantize exports only"):
+        export_model(model, str(tmp_path / "a"), gate=GateLimits())
+    with pytest.raises(ExportError, match=r"--min-top5 must be within \[0, 1\]"):
+        GateLimits(top5=1.5)
+    assert os.listdir(tmp_path) == []
+
+
+def run_cli(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+                          capture_output=True, text=True)
+
+
+def test_cli_quantize_and_gate(tmp_path):
+    preset = str(tmp_path / "preset")
+    keras_hub_classifier_preset("bert", preset)
+    out = str(tmp_path / "int8")
+    failed = run_cli("exporter", "--preset", preset, "--output", out, "--quantize", "int8",
+                     "--min-cosine-mean", "1")
+    assert failed.returncode == 2, failed.stderr
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: int8 quality gate: cosine mean 0.9")
+    assert "--min-cosine-mean 1" in last and not os.path.exists(out)
+
+    done = run_cli("exporter", "--preset", preset, "--output", out, "--quantize", "int8")
+    assert done.returncode == 0, done.stderr
+    with open(os.path.join(out, "manifest.json"), encoding="utf-8") as f:
+        manifest = json.load(f)
+    assert manifest["quantization"]["mode"] == "int8" and manifest["validation"]["passed"]
+    served = run_cli("runtime", "classify", out, "What a great film!")
+    assert served.returncode == 0, served.stderr
+    label, score, scores = served.stdout.split(maxsplit=2)  # "2 0.3530  [0.3209 ...]"
+    assert int(label) in range(3) and scores.count(" ") == 2, served.stdout
