@@ -11,7 +11,8 @@ a small config with a small vocabulary the test makes: these tests are about the
 the real architectures and parameter counts are checked in tests/model_defs/. Any network
 attempt fails at once (proxies point at a closed port), so the cache must serve.
 
-The examples that need Gemma are skipped, visibly, for the CausalLM issue (#10).
+Gemma's examples load a tiny GemmaCausalLM task preset stored in bfloat16, as keras-hub
+stores its Gemma presets.
 """
 
 import os
@@ -28,6 +29,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "model_defs"))
 from multilingual_spm import train_spm  # noqa: E402
 from test_bart_helpers import make_bpe  # noqa: E402
+from test_gemma_helpers import train_gemma_spm  # noqa: E402
 
 
 class keras_hub:  # noqa: N801 -- the seeds' module names, standing in for the package
@@ -36,7 +38,6 @@ class keras_hub:  # noqa: N801 -- the seeds' module names, standing in for the p
 
 
 keras_nlp = keras_hub
-CAUSAL_LM = "CausalLM issue (#10)"
 
 WORDS = ("the quick brown fox jumped over lazy dog i forgot my homework paris is capital "
          "of france . !").split()
@@ -92,11 +93,20 @@ def write_presets(cache):
         M.GPT2Backbone(vocabulary_size=len(vocab), **SMALL).save_to_preset(path)
         M.GPT2CausalLMPreprocessor(tokenizer, sequence_length=16).save_to_preset(path)
 
+    def gemma(path):  # a task preset in bfloat16, as keras-hub's gemma_2b_en
+        tokenizer = M.GemmaTokenizer(proto=train_gemma_spm())
+        backbone = M.GemmaBackbone(vocabulary_size=tokenizer.vocabulary_size(), num_layers=2,
+                                   num_query_heads=4, num_key_value_heads=1, hidden_dim=16,
+                                   intermediate_dim=64, head_dim=8, dtype="bfloat16")
+        M.GemmaCausalLM(backbone, preprocessor=M.GemmaCausalLMPreprocessor(
+            tokenizer, sequence_length=16)).save_to_preset(path)
+
     presets["distil_bert_base_en_uncased"] = distil_bert_masked_lm
     presets["bert_base_en"] = presets["bert_base_en_uncased"] = bert_like("Bert")
     presets["xlm_roberta_base_multi"] = xlm_roberta
     presets["bart_base_en"] = bart
     presets["gpt2_base_en"] = gpt2
+    presets["gemma_2b_en"] = gemma
     for name, write in presets.items():
         path, marker = cache_slot(cache, name)
         write(path)
@@ -183,10 +193,12 @@ def test_000_presets_of_a_task_class():
 
 def test_000_causal_lm_gemma():
     # 000_fd38a7205435732a.txt:87-90 (also 004_7156ae2bbb681cb7.txt:50-53)
-    pytest.skip(CAUSAL_LM)
-    causal_lm = keras_hub.models.CausalLM.from_preset(  # noqa: F841
+    causal_lm = keras_hub.models.CausalLM.from_preset(
         "gemma_2b_en",
     )
+    assert type(causal_lm).__name__ == "GemmaCausalLM"
+    assert causal_lm.backbone.dtype_policy.name == "bfloat16"  # as the preset stores it
+    assert isinstance(causal_lm.generate("The quick brown fox", max_length=12), str)
 
 
 def test_000_text_classifier_from_base_class():
@@ -245,10 +257,12 @@ def test_001_bert_backbone():
 def test_001_backbone_gemma():
     # 001_ab2db9fa021fa85e.txt:61-64 (also 002_490c9cbc2523188c.txt:59-62,
     # 003_9fcc432a990fc2e5.txt:59-62)
-    pytest.skip(CAUSAL_LM)
-    model = keras_nlp.models.Backbone.from_preset(  # noqa: F841
+    model = keras_nlp.models.Backbone.from_preset(
         "gemma_2b_en",
     )
+    assert type(model).__name__ == "GemmaBackbone"
+    x = {"token_ids": np.ones((1, 12), "int32"), "padding_mask": np.ones((1, 12), "int32")}
+    assert model(x).shape == (1, 12, 16)
 
 
 def test_001_backbone_config_and_random_weights():
