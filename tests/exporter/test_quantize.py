@@ -13,7 +13,7 @@ import pytest
 from onnx import numpy_helper
 
 from exporter.errors import ExportError, ValidationError
-from exporter.export import export_model
+from exporter.export import export_model, export_preset
 from exporter.quality_gate import GateLimits
 from tests.fine_tune_helpers import (
     SENTENCES,
@@ -192,3 +192,39 @@ def test_cli_quantize_and_gate(tmp_path):
     assert served.returncode == 0, served.stderr
     label, score, scores = served.stdout.split(maxsplit=2)  # "2 0.3530  [0.3209 ...]"
     assert int(label) in range(3) and scores.count(" ") == 2, served.stdout
+
+
+@pytest.fixture(scope="module")
+def bart_preset(tmp_path_factory):
+    from tests.model_defs.test_bart_helpers import keras_hub_bart
+
+    directory = tmp_path_factory.mktemp("bart") / "preset"
+    keras_hub_bart(directory)
+    return str(directory)
+
+
+def test_seq2seq_quantizes_every_graph_and_generates(bart_preset, tmp_path):
+    from runtime.generator import Generator
+
+    out = tmp_path / "int8"
+    manifest = export_preset(bart_preset, output=str(out), quantize="int8")
+    validation = manifest["validation"]
+    assert validation["method"] == "quality_gate" and validation["passed"]
+    measured = validation["measured"]
+    assert measured["greedy"] >= 0.9 and measured["top1"] >= 0.9
+    assert set(validation["cosine_per_output"]) == {"encoder_hidden_states", "logits",
+                                                    "present"}
+    assert [c["steps"] for c in validation["cases"]] == [8, 8]
+    for name, entry in manifest["graphs"].items():
+        assert assert_int8_matmuls(str(out / entry["file"]), 16) >= 8, name
+        assert manifest["quantization"]["graphs"][name]["quantized_matmuls"] >= 8
+    ids = Generator(str(out)).generate("The quick brown fox.", sampler="greedy",
+                                       max_length=8)
+    assert isinstance(ids, str)
+
+
+def test_seq2seq_gate_out_of_reach_writes_nothing(bart_preset, tmp_path):
+    out = tmp_path / "int8"
+    with pytest.raises(ValidationError, match="int8 quality gate: cosine min"):
+        export_preset(bart_preset, output=str(out), quantize="int8", gate=UNREACHABLE)
+    assert os.listdir(tmp_path) == []
