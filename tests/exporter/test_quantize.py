@@ -228,3 +228,24 @@ def test_seq2seq_gate_out_of_reach_writes_nothing(bart_preset, tmp_path):
     with pytest.raises(ValidationError, match="int8 quality gate: cosine min"):
         export_preset(bart_preset, output=str(out), quantize="int8", gate=UNREACHABLE)
     assert os.listdir(tmp_path) == []
+
+
+def test_causal_lm_quantizes_and_generates(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "tests", "model_defs"))  # as its own tests do
+    from runtime.generator import Generator
+    from tests.model_defs.test_gpt2_helpers import gpt2_bpe, keras_hub_gpt2
+
+    vocab, merges, _, _ = gpt2_bpe(str(tmp_path / "bpe"))
+    keras_hub_gpt2(str(tmp_path / "preset"), vocab, merges)
+    out = tmp_path / "int8"
+    manifest = export_preset(str(tmp_path / "preset"), output=str(out), quantize="int8")
+    assert manifest["task"] == "causal_lm" and manifest["validation"]["passed"]
+    assert manifest["validation"]["measured"]["greedy"] >= 0.9
+    for entry in manifest["graphs"].values():
+        assert assert_int8_matmuls(str(out / entry["file"]), 16) >= 6
+    assert isinstance(Generator(str(out)).generate("The quick", sampler="greedy",
+                                                   max_length=6), str)
+    with pytest.raises(ValidationError, match="int8 quality gate: cosine min"):
+        export_preset(str(tmp_path / "preset"), output=str(tmp_path / "no"),
+                      quantize="int8", gate=UNREACHABLE)
+    assert not (tmp_path / "no").exists()
