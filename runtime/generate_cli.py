@@ -14,12 +14,13 @@ from runtime.samplers import SAMPLERS
 
 
 def _add_generate(sub):
-    p = sub.add_parser("generate", help="generate text from each prompt (seq2seq_lm artifact)")
+    p = sub.add_parser("generate", help="generate text from each prompt (seq2seq_lm or causal_lm "
+                       "artifact; a causal LM prints prompt + continuation)")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default=None,
                    help="token choice (default: the artifact's default sampler)")
     p.add_argument("--max-length", type=int, default=None,
-                   help="decoder length to generate to, start tokens included "
-                        "(default: the artifact's)")
+                   help="length to generate to in tokens, start tokens (and a causal "
+                        "LM's prompt) included (default: the artifact's)")
     p.add_argument("--k", "--top-k", dest="k", type=int, default=None,
                    help="top_k: how many candidates")
     p.add_argument("--p", "--top-p", dest="p", type=float, default=None,

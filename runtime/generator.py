@@ -1,12 +1,16 @@
-"""`Generator`: text generation from an exported seq2seq (BART) artifact.
+"""`Generator`: text generation from an exported seq2seq (BART) or causal LM (GPT-2,
+Gemma) artifact.
 
-numpy + onnxruntime only. It assembles the parts of runtime.generation for each call:
+numpy + onnxruntime only. It assembles the parts of runtime.generation for each call,
+chosen by the manifest's task (`TASKS`), never by model family:
 
-1. `Seq2SeqInputs` packs the prompts as the Keras preprocessor does and checks them;
+1. the task's inputs (`Seq2SeqInputs`, `DecoderOnlyInputs`) pack the prompts as the
+   Keras preprocessor does and check them;
 2. `SearchLoop` (the one loop, shared with the Keras `generate`) drives
-3. a `Seq2SeqStep` over the artifact's three graphs, whose K/V stay in a `KVCache`
-   bound to ONNX Runtime in place, with a `runtime.samplers` sampler choosing the tokens
-   (so greedy/beam ids equal Keras' and seeded sampling draws the same random stream);
+3. the task's `Step` (`Seq2SeqStep` over three graphs, `DecoderOnlyStep` over two),
+   whose K/V stay in a `KVCache` bound to ONNX Runtime in place, with a
+   `runtime.samplers` sampler choosing the tokens (so greedy/beam ids equal Keras' and
+   seeded sampling draws the same random stream);
 4. a `TokenStream` turns each position into `Token`s, the text coming from the
    tokenizer's own `detokenize_stream()`.
 """
@@ -18,6 +22,8 @@ import numpy as np
 from runtime import samplers
 from runtime.artifact import Artifact, ArtifactError
 from runtime.checks import int_array, is_int
+from runtime.generation.decoder_only_inputs import DecoderOnlyInputs
+from runtime.generation.decoder_only_step import DecoderOnlyGraphs
 from runtime.generation.search import SearchLoop, output_mask
 from runtime.generation.seq2seq_inputs import Seq2SeqInputs
 from runtime.generation.seq2seq_step import Seq2SeqGraphs
@@ -28,10 +34,15 @@ __all__ = ["Generator", "Token", "output_mask"]
 
 # keras-hub parameter name -> the sampler classes that take it.
 SAMPLER_ARGS = ("k", "p", "temperature", "num_beams", "seed")
+# manifest task -> (its graphs, its inputs)
+TASKS = {"seq2seq_lm": (Seq2SeqGraphs, Seq2SeqInputs),
+         "causal_lm": (DecoderOnlyGraphs, DecoderOnlyInputs)}
 
 
 class Generator:
-    """Generate text from an exported `seq2seq_lm` artifact with a KV cache.
+    """Generate text from an exported `seq2seq_lm` or `causal_lm` artifact with a KV
+    cache. A causal LM returns the prompt and its continuation, as keras-hub's
+    `generate` does.
 
     Args:
         artifact: an `Artifact` or its folder.
@@ -50,8 +61,13 @@ class Generator:
     """
 
     def __init__(self, artifact, device="cpu", threads=None, verify="auto"):
-        self.artifact = Artifact.open(artifact, "seq2seq_lm", "generate", device, threads,
-                                      verify=verify)
+        if not isinstance(artifact, Artifact):
+            artifact = Artifact(artifact, device, verify=verify, threads=threads)
+        if artifact.task not in TASKS:
+            raise ArtifactError(f"generate needs a {' or '.join(TASKS)} artifact; "
+                                f"{artifact.folder} is {artifact.task!r}")
+        self.artifact = artifact
+        graphs_cls, inputs_cls = TASKS[artifact.task]
         manifest = self.artifact.manifest
         self.kv = manifest.get("kv_cache") or {}
         self.generation = manifest.get("generation") or {}
@@ -59,13 +75,13 @@ class Generator:
             raise ArtifactError(f"{self.artifact.folder}'s manifest has no kv_cache entry; "
                                 f"re-export it")
         _check_generation_entries(self.kv, self.generation)
-        self.graphs = Seq2SeqGraphs(self.artifact, self.kv)
+        self.graphs = graphs_cls(self.artifact, self.kv)
         self.sessions = self.graphs.sessions
         self.device = self.graphs.device
         self.vocabulary_size = self.artifact.model.get("vocabulary_size")
         self.max_position = self.generation.get("max_position") or self.artifact.model.get(
             "max_sequence_length")
-        self.inputs = Seq2SeqInputs(self.artifact, self.generation, self.max_position)
+        self.inputs = inputs_cls(self.artifact, self.generation, self.max_position)
 
     # -- public API ----------------------------------------------------------------------
     def generate(self, inputs, max_length=None, stop_token_ids="auto", sampler=None,
@@ -77,9 +93,12 @@ class Generator:
                 (a decoder prompt to continue), or token ids: a dict of int arrays
                 `encoder_token_ids`, `encoder_padding_mask`, `decoder_token_ids` (padded to
                 the length to generate) and `decoder_padding_mask` (1 on the prompt), as
-                Keras' `generate` takes without a preprocessor.
-            max_length: decoder length to generate to, start tokens included (as Keras);
-                default the manifest's `generation.max_length`. Ignored for token ids.
+                Keras' `generate` takes without a preprocessor. For a causal LM: a string,
+                a list of strings, or token ids `{"token_ids", "padding_mask"}` (padded
+                to the length to generate, left or right).
+            max_length: length to generate to, start tokens (and a causal LM's prompt)
+                included, as Keras; default the manifest's `generation.max_length`.
+                Ignored for token ids.
             stop_token_ids: "auto" (the manifest's), None (run to max_length) or ids.
             sampler: a name ("greedy", "top_k", "top_p", "random", "beam"), a config dict
                 or a `runtime.samplers.Sampler`; default the manifest's default sampler.
@@ -87,7 +106,8 @@ class Generator:
             **sampler_args: keras-hub sampler arguments k, p, temperature, num_beams, seed.
 
         Returns text (a string for a string input, else a list), or for token ids a dict
-        with `decoder_token_ids` and `decoder_padding_mask` (False after the stop token).
+        with `decoder_token_ids` and `decoder_padding_mask` (a causal LM: `token_ids` and
+        `padding_mask`; False after the stop token and on padding).
         """
         call = self._call(inputs, max_length, stop_token_ids, sampler, sampler_args,
                           stream=callback is not None)
@@ -225,9 +245,12 @@ class _Call:
             tokens = TokenStream(self.prompt_mask, stop_token_ids,
                                  generator._special_ids(), tokenizer)
         step = generator.graphs.step(x)
+        self.index = generator.inputs.start_index(self.prompt_mask)
+        if tokens is not None:
+            tokens.next_position = self.index  # a beam search's rest starts here
         self.loop = SearchLoop(step, sampler, prompt, mask=self.prompt_mask,
-                               index=int(self.prompt_mask.sum(axis=1).min()),
-                               stop_token_ids=stop_token_ids, stream=tokens)
+                               index=self.index, stop_token_ids=stop_token_ids,
+                               stream=tokens)
 
     def tokens(self):
         """The loop's `Token`s; `generate`'s output as the generator's return value."""
@@ -239,7 +262,10 @@ class _Call:
         result = self.loop.result
         if isinstance(result, tuple):  # BeamSampler(return_all_beams=True)
             return {self.prompt_key: result[0], "log_probs": result[1]}
+        # Padding before the first generated position stays padding (a left-padded
+        # prompt), as in Keras' CausalLM.generate_step.
         mask = output_mask(result, self.prompt_mask, self.stop_token_ids)
+        mask[:, :self.index] &= self.prompt_mask[:, :self.index]
         if not self.texts:
             return {self.prompt_key: result, self.mask_key: mask}
         out = self.generator.detokenize(result, mask)

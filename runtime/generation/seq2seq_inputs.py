@@ -124,6 +124,11 @@ class Seq2SeqInputs:
                          f"decoder prompt already has {longest} tokens (start tokens "
                          f"included); {fix}")
 
+    @staticmethod
+    def start_index(prompt_mask):
+        """The first position to generate: the shortest decoder prompt's length."""
+        return int(np.asarray(prompt_mask, bool).sum(axis=1).min())
+
     def max_length(self, max_length):
         """The decoder length to generate to: `max_length` checked, or the default."""
         default = self.generation.get("max_length") or self.max_position

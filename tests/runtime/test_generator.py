@@ -282,7 +282,7 @@ def test_kv_kinds_come_from_the_manifest_lists(bart, generator, tmp_path):
 
 def test_not_a_seq2seq_artifact(bart, tmp_path):
     folder = _copy(bart[0], tmp_path, edit=lambda m: m.update(task="masked_lm"))
-    with pytest.raises(ArtifactError, match="needs a seq2seq_lm artifact"):
+    with pytest.raises(ArtifactError, match="needs a seq2seq_lm or causal_lm artifact"):
         Generator(folder)
 
 

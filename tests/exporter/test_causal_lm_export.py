@@ -1,0 +1,232 @@
+"""Decoder-only KV-cache export (GPT-2, Gemma): the two graphs, their names/axes/KV layout
+in the manifest, per-step validation on a left-padded batch, and the runtime Generator's
+ids against the Keras `generate` (greedy and beam on strings, token ids with left and right
+padding, seeded top-k), streaming, the CLI with TensorFlow blocked, bad input."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "model_defs"))
+from test_gemma_helpers import keras_hub_causal_lm  # noqa: E402
+from test_gpt2_helpers import gpt2_bpe, keras_hub_gpt2  # noqa: E402
+
+from exporter.export import ExportError, export_preset  # noqa: E402
+from exporter.specs.causal_lm import ValidationError, kv_names, validate_causal_lm  # noqa: E402
+from model_defs import GemmaCausalLM, GPT2CausalLM, samplers  # noqa: E402
+from runtime.artifact import ArtifactError  # noqa: E402
+from runtime.generator import Generator  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TEXTS = ["The quick brown fox", "A", "the sun rose over the"]
+LAYERS = 2
+
+
+def _export(root, build, cls):
+    preset, artifact = root / "preset", root / "artifact"
+    build(preset)
+    manifest = export_preset(str(preset), output=str(artifact))
+    return str(artifact), manifest, cls.from_preset(str(preset)), str(preset)
+
+
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gpt2_causal_lm")
+    vocab, merges, _, _ = gpt2_bpe(root / "bpe")
+    return _export(root, lambda p: keras_hub_gpt2(p, vocab, merges, sequence_length=14),
+                   GPT2CausalLM)
+
+
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gemma_causal_lm")  # grouped-query: 4 heads, 2 KV heads
+    return _export(root, lambda p: keras_hub_causal_lm(sequence_length=14).save_to_preset(
+        str(p)), GemmaCausalLM)
+
+
+@pytest.fixture(params=["gpt2", "gemma"])
+def exported(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_manifest_graphs_names_and_axes(exported):
+    _, manifest, model, _ = exported
+    assert manifest["task"] == "causal_lm"
+    assert set(manifest["graphs"]) == {"decoder", "decoder_with_past"}
+    past, present = kv_names(LAYERS, "past_key_values"), kv_names(LAYERS, "present")
+    assert past[:2] == ["past_key_values.0.key", "past_key_values.0.value"]
+    decoder, step = manifest["graphs"]["decoder"], manifest["graphs"]["decoder_with_past"]
+    assert decoder["file"] == "decoder_model.onnx"
+    assert step["file"] == "decoder_with_past_model.onnx"
+    assert [i["name"] for i in decoder["inputs"]] == ["token_ids", "padding_mask"]
+    assert [o["name"] for o in decoder["outputs"]] == ["logits", *present]
+    assert [i["name"] for i in step["inputs"]] == ["token_ids", "padding_mask", *past]
+    assert [o["name"] for o in step["outputs"]] == ["logits", *present]
+    axes = {i["name"]: i["axes"] for i in step["inputs"] + step["outputs"]}
+    assert axes["past_key_values.1.value"][2] == "past_decoder_sequence_length"
+    assert axes["padding_mask"] == ["batch_size",
+                                    "past_decoder_sequence_length + sequence_length"]
+    assert axes["logits"] == ["batch_size", "sequence_length", "vocabulary_size"]
+    kv, backbone = manifest["kv_cache"], model.backbone
+    assert kv["past_inputs"] == kv["self_attention"] == past and kv["cross_attention"] == []
+    assert kv["num_kv_heads"] == kv["num_heads"] == backbone.num_key_value_heads
+    assert kv["head_dim"] == backbone.head_dim and kv["num_layers"] == LAYERS
+    tok = model.preprocessor.tokenizer
+    gen = manifest["generation"]
+    assert gen["stop_token_ids"] == [tok.end_token_id] and gen["max_length"] == 14
+    assert gen["start_token_id"] == tok.start_token_id
+    assert manifest["tokenizer"]["packing"]["start"] == [tok.start_token_id]
+
+
+def test_gemma_cache_has_the_key_value_heads(gemma):
+    _, manifest, model, _ = gemma
+    assert model.backbone.num_query_heads == 4 and manifest["kv_cache"]["num_heads"] == 2
+    assert manifest["kv_cache"]["num_query_heads"] == 4
+    assert "max_sequence_length" not in manifest["model"]  # rotary: no learned limit
+    assert manifest["generation"]["default_sampler"]["class_name"] == "greedy"
+
+
+def test_validation_decodes_left_padded_batches(exported):
+    _, manifest, _, _ = exported
+    validation = manifest["validation"]
+    assert validation["passed"] and validation["atol"] == 1e-4
+    assert set(validation["max_abs_diff"]) == {"logits", "present"}
+    assert max(validation["max_abs_diff"].values()) < 1e-4
+    cases = validation["cases"]
+    assert [(c["batch"], c["left_padded"]) for c in cases] == [(1, False), (3, True)]
+    for case in cases:
+        assert case["greedy_tokens_equal"]
+        assert len(case["max_abs_diff_per_step"]) == case["steps"] + 1 and case["steps"] == 8
+
+
+def test_validation_fails_on_a_wrong_graph(gpt2, tmp_path):
+    """A step graph from another model must fail validation (the check can fail)."""
+    folder, _, model, _ = gpt2
+    other = GPT2CausalLM.from_config(model.get_config())  # random weights
+    paths = {name: os.path.join(folder, f"{name}_model.onnx")
+             for name in ("decoder", "decoder_with_past")}
+    with pytest.raises(ValidationError, match="differs from Keras"):
+        validate_causal_lm(other, paths, 1e-4, progress=lambda m: None)
+
+
+def test_greedy_text_equals_keras(exported):
+    folder, _, model, _ = exported
+    model.compile(sampler="greedy")
+    generator = Generator(folder)
+    want = model.generate(TEXTS, max_length=24)
+    assert generator.generate(TEXTS, max_length=24, sampler="greedy") == want
+    assert generator.generate(TEXTS[0], max_length=24, sampler="greedy") == want[0]
+    assert want[0].startswith("The quick brown fox")  # prompt + continuation, as keras-hub
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_token_ids_equal_keras(exported, side):
+    folder, _, model, _ = exported
+    model.compile(sampler="greedy")
+    rng = np.random.default_rng(0)
+    lengths, width = [5, 2, 3], 11
+    ids = np.zeros((3, width), "int32")
+    mask = np.zeros((3, width), "int32")
+    for row, n in enumerate(lengths):
+        start = 0 if side == "right" else 5 - n  # left: every prompt ends at column 5
+        ids[row, start:start + n] = rng.integers(3, model.backbone.vocabulary_size - 1, n)
+        mask[row, start:start + n] = 1
+    x = {"token_ids": ids, "padding_mask": mask}
+    stop = [model.preprocessor.tokenizer.end_token_id]
+    want = model.generate_step(x, stop_token_ids=stop)
+    got = Generator(folder).generate(x, sampler="greedy", stop_token_ids=stop)
+    np.testing.assert_array_equal(got["token_ids"], want["token_ids"])
+    np.testing.assert_array_equal(got["padding_mask"], want["padding_mask"])
+    if side == "left":
+        assert not got["padding_mask"][1, :3].any()  # padding before the prompt stays so
+
+
+@pytest.mark.parametrize("sampler", [samplers.TopKSampler(k=5, seed=3),
+                                     samplers.BeamSampler(num_beams=3)])
+def test_seeded_top_k_and_beam_equal_keras(gpt2, sampler):
+    folder, _, model, _ = gpt2
+    model.compile(sampler=sampler)
+    want = model.generate(TEXTS, max_length=24)
+    config = samplers.serialize(sampler)
+    assert Generator(folder).generate(TEXTS, max_length=24, sampler=config) == want
+
+
+def test_streaming_gives_the_continuation(gemma):
+    folder, _, model, _ = gemma
+    generator = Generator(folder)
+    full = generator.generate(TEXTS[0], max_length=24, sampler="greedy")
+    tokens = list(generator.stream(TEXTS[0], max_length=24, sampler="greedy"))
+    assert tokens and all(t.row == 0 for t in tokens)
+    assert full.endswith("".join(t.text for t in tokens))
+
+
+def test_bad_input_is_one_clear_error(gpt2):
+    folder, _, _, _ = gpt2
+    generator = Generator(folder)
+    long = "the sun rose over the hills " * 10
+    with pytest.raises(ValueError, match="no room to generate.*40 positions"):
+        generator.generate(long, max_length=40)
+    with pytest.raises(ValueError, match="exceeds the model's 40 positions"):
+        generator.generate("x", max_length=41)
+    with pytest.raises(ValueError, match="max_length 3 leaves no room"):
+        generator.generate("The quick brown fox", max_length=3)
+    x = {"token_ids": np.ones((1, 4), "int32"), "padding_mask": np.ones((1, 4), "int32")}
+    with pytest.raises(ValueError, match="no room to generate"):
+        generator.generate(x)
+
+
+def test_another_task_is_refused(gpt2, tmp_path):
+    folder = str(tmp_path / "artifact")
+    shutil.copytree(gpt2[0], folder)
+    path = os.path.join(folder, "manifest.json")
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    manifest["task"] = "masked_lm"
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(manifest, f)
+    with pytest.raises(ArtifactError, match="generate needs a seq2seq_lm or causal_lm"):
+        Generator(folder)
+
+
+def test_bfloat16_export_refused(gpt2, tmp_path):
+    out = tmp_path / "bf16"
+    with pytest.raises(ExportError, match="bfloat16.*--dtype float32 or --dtype float16"):
+        export_preset(gpt2[3], output=str(out), dtype="bfloat16")
+    assert not out.exists()
+
+
+def test_float16_export(gpt2, tmp_path):
+    manifest = export_preset(gpt2[3], output=str(tmp_path / "fp16"), dtype="float16")
+    assert manifest["kv_cache"]["dtype"] == "float16" and manifest["validation"]["passed"]
+    out = Generator(str(tmp_path / "fp16")).generate(TEXTS, max_length=10, sampler="greedy")
+    assert [o.startswith(t) for o, t in zip(out, TEXTS)] == [True] * 3
+
+
+BLOCK = textwrap.dedent("""
+    import sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx", "model_defs",
+                                      "exporter", "keras_hub", "torch", "transformers"):
+                raise ImportError("blocked: " + name)
+    sys.meta_path.insert(0, Block())
+    from runtime.__main__ import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_cli_generate_with_tensorflow_blocked(gemma):
+    folder, _, model, _ = gemma
+    model.compile(sampler="greedy")
+    result = subprocess.run([sys.executable, "-c", BLOCK, "generate", folder, TEXTS[0],
+                             TEXTS[2], "--max-length", "24"], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    want = model.generate([TEXTS[0], TEXTS[2]], max_length=24)
+    assert result.stdout.splitlines() == [w.replace("\n", "\\n") for w in want]
