@@ -137,20 +137,22 @@ def graph_functions(model):
 
     past_names, present_names = kv_names(layers, "past_key_values"), kv_names(layers,
                                                                               "present")
+    # Both graphs read every weight (the head is the tied embedding): no pruning, so big
+    # weights stream to external data as they are converted.
     weights = model.weights
     return [
         Graph("decoder", DECODER_FILE, decoder,
               {"token_ids": ids("token_ids"), "padding_mask": ids("padding_mask")},
               {"token_ids": ids_axes, "padding_mask": ids_axes, "logits": logits,
                **{n: kv_new for n in present_names}},
-              weights, outputs=["logits", *present_names], prune=True),
+              weights, outputs=["logits", *present_names]),
         Graph("decoder_with_past", DECODER_WITH_PAST_FILE, decoder_with_past,
               {"token_ids": ids("token_ids"), "padding_mask": ids("padding_mask"),
                **{n: tf.TensorSpec((None, heads, None, head_dim), dtype, name=n)
                   for n in past_names}},
               {"token_ids": ids_axes, "padding_mask": mask_past, "logits": logits,
                **{n: kv_past for n in past_names}, **{n: kv_total for n in present_names}},
-              weights, outputs=["logits", *present_names], prune=True),
+              weights, outputs=["logits", *present_names]),
     ]
 
 
