@@ -7,7 +7,8 @@ Over the validation cases of the spec (the same inputs and decode as for a float
   whole output, e.g. all its token vectors), mean and minimum over all rows;
 - for logits (outputs named `logits`, last axis the classes or vocabulary): top-1
   agreement (ONNX Runtime's best is Keras' best, or a near-tie of it: `TIE`) and top-5
-  agreement (Keras' best is among ONNX Runtime's five best), one prediction per vector;
+  agreement (Keras' best, or a near-tie, is among ONNX Runtime's five best), one
+  prediction per vector;
 - for generation: greedy-token agreement, ONNX Runtime's pick against Keras' at every
   step of the spec's decode (both fed Keras' tokens, so one miss does not derail the
   rest; near-ties agree as for top-1).
@@ -67,26 +68,21 @@ def cosines(expected, actual):
     return np.where(both_zero, 1.0, dot / np.maximum(norms, 1e-30))
 
 
-def top1_agreement(expected, actual):
-    """Per vector (last axis): whether ONNX Runtime's best class is Keras' best, or a
-    near-tie of it in Keras' own logits (within `TIE` of the vector's logit range: for
-    such a vector either answer is the model's)."""
-    want = np.asarray(expected, "float32").reshape(-1, expected.shape[-1])
-    got = np.asarray(actual, "float32").reshape(-1, expected.shape[-1])
-    pick = np.argmax(got, axis=-1)
-    best = want.max(axis=-1)
-    gap = best - np.take_along_axis(want, pick[:, None], axis=-1)[:, 0]
-    return gap <= TIE * (best - want.min(axis=-1))
-
-
 def topk_agreement(expected, actual, k):
-    """Per vector (last axis): whether Keras' best class is among ONNX Runtime's k best."""
+    """Per vector (last axis): whether one of ONNX Runtime's k best classes is Keras' best,
+    or a near-tie of it in Keras' own logits (within `TIE` of the vector's logit range:
+    for such a vector either answer is the model's)."""
     want = np.asarray(expected, "float32").reshape(-1, expected.shape[-1])
     got = np.asarray(actual, "float32").reshape(-1, expected.shape[-1])
-    best = np.argmax(want, axis=-1)
     k = min(k, want.shape[-1])
     top = np.argpartition(-got, k - 1, axis=-1)[:, :k]
-    return np.any(top == best[:, None], axis=-1)
+    best = want.max(axis=-1)
+    closest = np.take_along_axis(want, top, axis=-1).max(axis=-1)
+    return best - closest <= TIE * (best - want.min(axis=-1))
+
+
+def top1_agreement(expected, actual):
+    return topk_agreement(expected, actual, 1)
 
 
 class Measure:

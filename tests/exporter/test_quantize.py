@@ -164,6 +164,10 @@ def test_refusals_before_any_work(tmp_path):
         export_model(model, str(tmp_path / "a"), gate=GateLimits())
     with pytest.raises(ExportError, match=r"--min-top5 must be within \[0, 1\]"):
         GateLimits(top5=1.5)
+    from exporter import external_data, quantize
+
+    with pytest.raises(ExportError, match="supports models under 2 GB"):
+        quantize.check_size(3_000_000_000, external_data.LIMIT_BYTES)
     assert os.listdir(tmp_path) == []
 
 
