@@ -182,14 +182,7 @@ def test_bad_input_is_one_clear_error(gpt2):
 
 
 def test_another_task_is_refused(gpt2, tmp_path):
-    folder = str(tmp_path / "artifact")
-    shutil.copytree(gpt2[0], folder)
-    path = os.path.join(folder, "manifest.json")
-    with open(path, encoding="utf-8") as f:
-        manifest = json.load(f)
-    manifest["task"] = "masked_lm"
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(manifest, f)
+    folder = _edited(gpt2[0], tmp_path, lambda m: m.update(task="masked_lm"))
     with pytest.raises(ArtifactError, match="generate needs a seq2seq_lm or causal_lm"):
         Generator(folder)
 
@@ -230,3 +223,36 @@ def test_cli_generate_with_tensorflow_blocked(gemma):
     assert result.returncode == 0, result.stderr
     want = model.generate([TEXTS[0], TEXTS[2]], max_length=24)
     assert result.stdout.splitlines() == [w.replace("\n", "\\n") for w in want]
+
+
+def test_kv_buffers_are_reused(gpt2, monkeypatch):
+    """Two ping-pong buffers per KV entry for the whole call: a step allocates nothing."""
+    from runtime.generation.kv_cache import KVCache
+
+    sizes = []
+    alloc = KVCache._alloc
+    monkeypatch.setattr(KVCache, "_alloc", lambda self, size: sizes.append(size) or
+                        alloc(self, size))
+    out = Generator(gpt2[0]).generate(TEXTS, max_length=24, sampler="greedy",
+                                      stop_token_ids=None)
+    assert len(out) == 3 and len(sizes) == 2 * len(kv_names(LAYERS, "past_key_values"))
+
+
+def _edited(folder, tmp_path, edit):
+    copy = str(tmp_path / "artifact")
+    shutil.copytree(folder, copy)
+    path = os.path.join(copy, "manifest.json")
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    edit(manifest)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(manifest, f)
+    return copy
+
+
+def test_wrong_kv_names_are_one_clear_error(gemma, tmp_path):
+    def rename(manifest):
+        manifest["kv_cache"]["past_inputs"][0] = "past_key_values.0.decoder.key"
+
+    with pytest.raises(ArtifactError, match="KV (cache )?names"):
+        Generator(_edited(gemma[0], tmp_path, rename))
