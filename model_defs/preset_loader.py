@@ -47,7 +47,7 @@ def get_preset_loader(preset, download=True) -> PresetLoader:
     """The loader of `preset` (a built-in name, kaggle://..., hf://... or a directory):
     resolved (downloaded if needed) and its config.json read, once. With
     `download=False`, a built-in name is not fetched (random weights: the registry has
-    its config). A loader passes through unchanged."""
+    its config). A loader passes through (a built-in one is opened for `download`)."""
     if isinstance(preset, PresetLoader):
         if preset.downloaded or not download:
             return preset
