@@ -256,3 +256,23 @@ def test_wrong_kv_names_are_one_clear_error(gemma, tmp_path):
 
     with pytest.raises(ArtifactError, match="KV (cache )?names"):
         Generator(_edited(gemma[0], tmp_path, rename))
+
+
+def test_transformers_gemma_multi_query_greedy_equals_transformers(tmp_path):
+    """A Transformers GemmaForCausalLM (multi-query: 1 KV head) exported from its own
+    checkpoint: the runtime's greedy ids are transformers' generate ids."""
+    import torch
+    from test_gemma_helpers import hf_checkpoint
+
+    hf = hf_checkpoint(str(tmp_path / "hf"))
+    manifest = export_preset(str(tmp_path / "hf"), output=str(tmp_path / "artifact"))
+    assert manifest["kv_cache"]["num_heads"] == 1 and manifest["validation"]["passed"]
+    ids = np.array([[2, 100, 200, 300], [2, 7, 8, 9]], "int32")
+    with torch.no_grad():
+        want = hf.generate(torch.tensor(ids, dtype=torch.long), max_new_tokens=8,
+                           do_sample=False, eos_token_id=None, pad_token_id=0).numpy()
+    x = {"token_ids": np.pad(ids, ((0, 0), (0, 8))),
+         "padding_mask": np.pad(np.ones_like(ids), ((0, 0), (0, 8)))}
+    got = Generator(str(tmp_path / "artifact")).generate(x, sampler="greedy",
+                                                         stop_token_ids=None)
+    np.testing.assert_array_equal(got["token_ids"], want)
