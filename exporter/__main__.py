@@ -62,9 +62,11 @@ def parse_args(argv):
     p.add_argument("--opset", type=int, default=None, choices=range(17, 19),
                    metavar="{17,18}", help="ONNX opset (default 17; LayerNormalization "
                    "needs 17)")
-    p.add_argument("--quantize", choices=["int8"], default=None,
-                   help="int8: dynamic int8 MatMul / Gemm weights (per-channel), a quarter "
-                   "of the size and faster on CPU; checked by a quality gate, not --atol")
+    p.add_argument("--quantize", choices=["int8", "int8-ffn-float"], default=None,
+                   help="int8: dynamic int8 MatMul / Gemm weights (per-channel), smaller "
+                   "and faster on CPU; int8-ffn-float: the same but the FFN output "
+                   "projections (after GELU) stay float32, closer to float and slower; "
+                   "checked by a quality gate, not --atol")
     gate = p.add_argument_group(
         "quality gate of --quantize (the export fails, writing nothing, below a limit; "
         "measured against the float32 Keras model on the validation cases)")

@@ -111,7 +111,8 @@ def export_model(model, output, preprocessor=None, overwrite=False, atol=None,
         dtype: must be the model's own compute dtype if given (the model is exported as
             it computes; load or build it in another dtype to change it).
         quantize: "int8": dynamic int8 MatMul / Gemm weights (exporter/quantize.py),
-            validated by the quality gate instead of atol.
+            validated by the quality gate instead of atol; "int8-ffn-float": the same but
+            the FFN output projections (reading GELU's output) stay float32.
         gate: the gate's limits for a quantized export (a `GateLimits`; default
             `GateLimits()`).
 
@@ -183,7 +184,7 @@ def _export(model, preprocessor, target, output, atol, opset, source, quantize=N
             paths[graph.name] = os.path.join(tmp, graph.file)
             if quantize is not None:
                 entries[graph.name], quantized[graph.name] = quantize_graph(
-                    paths[graph.name], graph)
+                    paths[graph.name], graph, quantize)
         if quantize is None:
             validation = spec.validate(merged, paths, atol, progress)
         else:
@@ -232,10 +233,10 @@ def write_graph(graph, folder, opset):
     return manifest.graph_entry(graph.file, proto, graph.axes)
 
 
-def quantize_graph(path, graph):
+def quantize_graph(path, graph, mode):
     """int8 weights for the graph at `path` (in place); its manifest entry and counts."""
     progress(f"quantizing {graph.file} to int8 (dynamic, per-channel MatMul / Gemm weights)")
-    proto, counts = Q.quantize_file(path)
+    proto, counts = Q.quantize_file(path, mode)
     return manifest.graph_entry(graph.file, proto, graph.axes), counts
 
 

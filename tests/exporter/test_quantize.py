@@ -253,3 +253,16 @@ def test_causal_lm_quantizes_and_generates(tmp_path):
         export_preset(str(tmp_path / "preset"), output=str(tmp_path / "no"),
                       quantize="int8", gate=UNREACHABLE)
     assert not (tmp_path / "no").exists()
+
+
+def test_int8_ffn_float_keeps_the_matmuls_after_gelu(tmp_path):
+    out = tmp_path / "q"
+    manifest = export_model(tiny("backbone"), str(out), quantize="int8-ffn-float")
+    counts = manifest["quantization"]["graphs"]["model"]
+    assert manifest["quantization"]["mode"] == "int8-ffn-float"
+    assert counts["kept_float"] == 2 and counts["quantized_matmuls"] == 2 * 6 - 2
+    proto, _, init = graph_facts(str(out / "model.onnx"))
+    gelu = {n.output[0] for n in proto.graph.node if n.op_type == "Gelu"}
+    after = [n for n in proto.graph.node if n.input and n.input[0] in gelu]
+    assert [n.op_type for n in after] == ["MatMul", "MatMul"]  # float weights
+    assert all(init[n.input[1]].data_type == onnx.TensorProto.FLOAT for n in after)
