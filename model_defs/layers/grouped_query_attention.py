@@ -117,7 +117,11 @@ class CachedGroupedQueryAttention(keras.layers.Layer):
         scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
         # Softmax in float32, as keras-hub and Transformers compute it.
         scores = ops.reshape(ops.cast(scores, "float32"), (batch, kv_heads, groups, length, keys))
-        scores = scores + ops.cast(ops.expand_dims(bias, 2), "float32")
+        # Under a float16 policy Keras hands the layer its bias in float16, where the
+        # large negatives are -inf: a query that may attend nothing (left padding) would
+        # softmax to NaN and its NaN keys poison every row of the next layer.
+        bias = ops.maximum(ops.cast(ops.expand_dims(bias, 2), "float32"), -1e9)
+        scores = scores + bias
         probs = ops.cast(ops.softmax(scores, axis=-1), value.dtype)
         probs = self.dropout_layer(probs, training=training)
         probs = ops.reshape(probs, (batch, kv_heads, groups * length, keys))

@@ -276,3 +276,17 @@ def test_transformers_gemma_multi_query_greedy_equals_transformers(tmp_path):
     got = Generator(str(tmp_path / "artifact")).generate(x, sampler="greedy",
                                                          stop_token_ids=None)
     np.testing.assert_array_equal(got["token_ids"], want)
+
+
+def test_bfloat16_gemma_preset_exports_as_float32_and_float16(tmp_path):
+    """A bfloat16 preset (as keras-hub stores Gemma) exports with --dtype float32 or
+    float16, never bfloat16; the float16 graphs validate on the left-padded batch too
+    (a query that may attend nothing used to softmax to NaN under float16)."""
+    keras_hub_causal_lm(dtype="bfloat16").save_to_preset(str(tmp_path / "preset"))
+    for dtype in ("float32", "float16"):
+        manifest = export_preset(str(tmp_path / "preset"), output=str(tmp_path / dtype),
+                                 dtype=dtype)
+        assert manifest["validation"]["passed"] and manifest["kv_cache"]["dtype"] == dtype
+        types = {t["dtype"] for g in manifest["graphs"].values()
+                 for t in g["inputs"] + g["outputs"]}
+        assert types == {"int32", dtype}
