@@ -32,7 +32,7 @@ import logging
 import os
 
 from model_defs import pooling, registry
-from model_defs.errors import PresetError, reading
+from model_defs.errors import PresetError, describe, reading
 from model_defs.preset_files import preset_directory, read_json, resolve
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,13 @@ class KerasHubLoader(PresetLoader):
                                        base=base or registry.base("backbone"))
 
     def held_task_class(self):
-        held = registry.stored_class(self.json("task.json"))
+        stored = self.json("task.json")
+        name = stored and (stored.get("registered_name") or stored.get("class_name"))
+        if stored is not None and not (isinstance(name, str) and name):
+            # A task.json naming no class is broken, not a bare backbone: say so.
+            raise PresetError(f"{self.where('task.json')} names no class (registered_name "
+                              f"or class_name), got {describe(name)}; fix or remove it")
+        held = registry.stored_class(stored)
         return held if held is not None and issubclass(held, registry.base("task")) else None
 
     def held_preprocessor_class(self):
@@ -268,6 +274,7 @@ class KerasHubLoader(PresetLoader):
     def build_task(self, task_cls, backbone, load_weights, kwargs):
         """The task with task.json's head config and task.weights.h5 when task.json holds
         `task_cls` (or a subclass), else a new head."""
+        self.held_task_class()  # a broken task.json is an error, not a missing head
         stored = self.json("task.json")
         stored_cls = registry.stored_class(stored)
         if stored_cls is None or not issubclass(stored_cls, task_cls):

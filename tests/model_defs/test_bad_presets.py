@@ -253,12 +253,24 @@ def test_task_json_that_safe_mode_refuses(presets, tmp_path):
     (lambda c: c["config"].update(num_classes="2"), "units"),
     (lambda c: c.update(config=[]), "'config' must be a JSON object"),
     (lambda c: 7, "holds the int 7"),
+    (lambda c: {}, "names no class"),
+    (lambda c: {"registered_name": 5, "config": {}}, "names no class"),
 ])
 def test_bad_task_json(presets, tmp_path, change, fragment):
     path = _corrupt(presets["classifier"], tmp_path / "p", "task.json", change)
     with pytest.raises(PresetError) as error:
         BertTextClassifier.from_preset(path)
     _one_line(error, "task.json", fragment)
+
+
+@pytest.mark.parametrize("content", [{}, {"registered_name": 5}])
+def test_task_json_naming_no_class_is_not_a_bare_backbone(presets, tmp_path, content):
+    from model_defs import Task
+
+    path = _corrupt(presets["classifier"], tmp_path / "p", "task.json", lambda c: content)
+    with pytest.raises(PresetError) as error:
+        Task.from_preset(path)
+    _one_line(error, "task.json", "names no class")
 
 
 def test_bad_preprocessor_json(presets, tmp_path):
