@@ -222,11 +222,9 @@ class Generator:
         return [int(t) for t in ids]
 
     def _special_ids(self):
-        ids = set((self.artifact.tokenizer_spec or {}).get("special_tokens", {}).values())
-        for key in ("start_token_id", "end_token_id", "pad_token_id"):
-            if key in self.generation:
-                ids.add(self.generation[key])
-        return ids
+        # The tokenizer's special tokens, as the Keras detokenize drops them; not the
+        # generation's pad id, which for GPT-2 is 0, a real token ("!") kept in the text.
+        return set(self.artifact.special_token_ids.values())
 
 
 class _Call:

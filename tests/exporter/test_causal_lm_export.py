@@ -125,6 +125,20 @@ def test_greedy_text_equals_keras(exported):
     assert want[0].startswith("The quick brown fox")  # prompt + continuation, as keras-hub
 
 
+def test_text_keeps_the_token_that_is_also_the_pad_id(gpt2):
+    """GPT-2 pads with id 0, a real token: its text stays in the output, as in Keras."""
+    folder, manifest, model, _ = gpt2
+    pad = manifest["generation"]["pad_token_id"]
+    assert pad not in manifest["model"]["special_token_ids"].values()
+    tokenizer = model.preprocessor.tokenizer
+    prompt = "The quick " + tokenizer.detokenize([pad]) + " fox"
+    assert pad in list(np.asarray(tokenizer.tokenize(prompt)).ravel())
+    model.compile(sampler="greedy")
+    want = model.generate([prompt], max_length=20)
+    got = Generator(folder).generate([prompt], max_length=20, sampler="greedy")
+    assert got == want and tokenizer.detokenize([pad]) in got[0]
+
+
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_token_ids_equal_keras(exported, side):
     folder, _, model, _ = exported
