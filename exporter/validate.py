@@ -58,7 +58,10 @@ class Comparison:
         diffs = compare(expected, actual, context)
         for name, diff in diffs.items():
             key = self.group(name)
-            if not diff <= self.max_abs_diff.get(key, 0.0):  # NaN is kept: it fails
+            old = self.max_abs_diff.get(key, 0.0)
+            if np.isnan(old):
+                continue  # a NaN stays: a later finite diff in the group must not hide it
+            if np.isnan(diff) or diff > old:
                 self.max_abs_diff[key] = diff
                 self._where[key] = (context, name)
         return diffs

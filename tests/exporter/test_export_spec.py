@@ -67,6 +67,15 @@ def test_a_greedy_mismatch_beyond_a_near_tie_fails_the_verdict():
         comparison.check()
 
 
+def test_a_nan_in_a_group_is_not_hidden_by_a_later_finite_diff():
+    comparison = Comparison(atol=1e-3, group=lambda name: name.split(".")[0])
+    want = {"present.0.key": np.zeros(3), "present.0.value": np.zeros(3)}
+    comparison.add(want, {"present.0.key": np.array([0.0, np.nan, 0.0]),
+                          "present.0.value": np.zeros(3)}, "step 1: ")
+    comparison.add(want, {"present.0.key": np.zeros(3), "present.0.value": np.zeros(3)})
+    assert np.isnan(comparison.max_abs_diff["present"]) and not comparison.passed
+
+
 def test_a_shape_mismatch_fails_at_once():
     with pytest.raises(ValidationError, match="ONNX shape"):
         Comparison(atol=1.0).add({"logits": np.zeros((2, 3))}, {"logits": np.zeros((3, 2))})
