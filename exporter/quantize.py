@@ -65,6 +65,10 @@ def quantize_file(path, mode="int8"):
     before = onnx.load(path)
     floats = sum(t.ByteSize() for t in before.graph.initializer)
     exclude = after_gelu(before) if mode == "int8-ffn-float" else []
+    if mode == "int8-ffn-float" and not exclude:
+        raise ExportError(f"--quantize int8-ffn-float keeps the MatMuls after a fused GELU in "
+                          f"float, and {os.path.basename(path)} has none (an unfused or gated "
+                          "GELU); use --quantize int8")
     tmp = path + ".int8"
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)  # its advice to run ORT's pre-processing first

@@ -144,6 +144,14 @@ class StagedFolder:
         for root, _, names in os.walk(self.content):
             rel_root = os.path.relpath(root, self.content)
             files += [os.path.normpath(os.path.join(rel_root, n)) for n in names]
+        if os.path.islink(self.path) or not os.path.isdir(self.path):
+            raise FileExistsError(f"{self.path} is no longer a folder; nothing written")
+        root = os.path.realpath(self.path)
+        for rel in files:  # a linked subfolder (assets -> ~/data) must not lead out
+            parent = os.path.realpath(os.path.dirname(os.path.join(self.path, rel)))
+            if os.path.commonpath([root, parent]) != root:
+                raise FileExistsError(f"{os.path.join(self.path, rel)} would be written "
+                                      "outside the preset (a linked folder); not written")
         existing = [rel for rel in files if os.path.lexists(os.path.join(self.path, rel))]
         for rel in existing:
             target = os.path.join(self.path, rel)

@@ -95,7 +95,7 @@ def parse_args(argv):
         p.add_argument("texts", nargs="+", help="input texts")
         p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
         p.add_argument("--json", action="store_true", help="one JSON object per line")
-        p.add_argument("--verify", default="auto", choices=["none", "size", "sha256"],
+        p.add_argument("--verify", default="auto", choices=["auto", "none", "size", "sha256"],
                        help="check the artifact's files at load: their sha256 (default when "
                             "they total under 256 MB), their size (default above), or not")
     from runtime.server.cli import add_serve  # its own arguments; uvicorn loads on run

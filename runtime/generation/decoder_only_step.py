@@ -110,7 +110,8 @@ class DecoderOnlyStep(Step):
 
     def __init__(self, graphs, prompt_mask, max_length):
         self.graphs = graphs
-        self.key_mask = np.array(prompt_mask, np.int32)  # made final by prefill
+        # 0/1 as Keras reads it (any non-zero value is a prompt token); final after prefill
+        self.key_mask = np.asarray(prompt_mask).astype(bool).astype(np.int32)
         self.max_length = max_length
         sessions = graphs.sessions
         self.bindings = {n: sessions[n].io_binding() for n in GRAPHS}

@@ -18,7 +18,7 @@ def add_serve(sub):
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--verify", default="auto", choices=["none", "size", "sha256"])
+    p.add_argument("--verify", default="auto", choices=["auto", "none", "size", "sha256"])
     d = ServerConfig()
     p.add_argument("--max-request-bytes", type=int, default=d.max_request_bytes,
                    help="larger bodies get 413")

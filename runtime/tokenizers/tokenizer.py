@@ -116,7 +116,3 @@ def text_lines(text: str) -> list[str]:
         lines.pop()
     return lines
 
-
-def read_lines(path: str) -> list[str]:
-    """A vocabulary file, one token a line (the trailing newline dropped, nothing stripped)."""
-    return text_lines(read_text(path))

@@ -88,6 +88,19 @@ def test_save_to_preset_updates_its_own_preset_and_keeps_other_files(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_save_to_preset_never_writes_through_a_linked_subfolder(tmp_path):
+    preset = tmp_path / "preset"
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"]
+    BertTokenizer(vocabulary=vocab).save_to_preset(preset)
+    outside = tmp_path / "outside"
+    shutil.move(preset / "assets", outside)
+    os.symlink(outside, preset / "assets")  # assets -> a folder outside the preset
+    before = tree(outside)
+    with pytest.raises(FileExistsError, match="outside the preset"):
+        BertTokenizer(vocabulary=vocab + ["c"]).save_to_preset(preset)
+    assert tree(outside) == before
+
+
 # -- 2. --overwrite replaces only an artifact of ours, holding only what it wrote -----------
 def test_overwrite_refuses_a_folder_whose_manifest_is_not_ours(keras_hub_presets, tmp_path):
     webapp = tmp_path / "webapp"
