@@ -49,7 +49,7 @@ def parse_args(argv):
         description="Export a keras-hub style preset to a validated ONNX artifact folder.")
     p.add_argument("--preset", help="built-in name, kaggle://..., hf://... or a directory "
                    "in keras-hub or Transformers format")
-    p.add_argument("--task", help="backbone, masked_lm, text_classifier, seq2seq_lm "
+    p.add_argument("--task", help="backbone, masked_lm, text_classifier, seq2seq_lm, causal_lm "
                    "(default: what the preset holds)")
     p.add_argument("--output", help="artifact folder (default: artifacts/<preset name>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
