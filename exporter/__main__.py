@@ -213,8 +213,11 @@ def run(args):
         return 2
     except Interrupted as e:
         print(f"error: interrupted by {e.name}; {output} was left as it was",
-              file=sys.stderr)
-        return e.exit_code
+              file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # The staging folder is gone already. Skip the interpreter's teardown: TensorFlow
+        # objects the signal cut short print "Exception ignored" noise from __del__ there.
+        os._exit(e.exit_code)
     report(args, output, result, sys.stderr)
     return 0
 
