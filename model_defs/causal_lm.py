@@ -105,6 +105,31 @@ class CausalLM(Task):
             return None
         return [int(t) for t in stop_token_ids]
 
+    # -- the public calls the generate loop and the exporter use (decoder-only models) --
+    # They need a backbone with `call_cached(token_ids, padding_mask, past)` and an
+    # `lm_head`; a Seq2SeqLM overrides them with its encoder-decoder calls.
+    def call_decoder(self, token_ids, padding_mask):
+        """The prompt, no past: int (batch, n) ids and their padding mask (batch, n).
+
+        Returns (logits (batch, n, vocab), present): `present` a list over layers of
+        (key, value), each (batch, num_key_value_heads, n, head_dim). Positions count the
+        real tokens before each one, so a left-padded row starts at 0.
+        """
+        return self._decode(token_ids, padding_mask, None)
+
+    def call_decoder_with_past(self, token_ids, padding_mask, past_key_values):
+        """New tokens (batch, n) after `past` cached positions.
+
+        Args: `padding_mask` (batch, past + n) covers the cached positions too;
+        `past_key_values` as `call_decoder`'s `present`.
+        Returns (logits (batch, n, vocab), present with past + n positions).
+        """
+        return self._decode(token_ids, padding_mask, past_key_values)
+
+    def _decode(self, token_ids, padding_mask, past_key_values):
+        hidden, present = self.backbone.call_cached(token_ids, padding_mask, past_key_values)
+        return self.lm_head(hidden), present
+
     def generate_step(self, inputs, stop_token_ids=None):
         """Generate on one batch of packed `token_ids` and `padding_mask` (right-padded,
         as the preprocessor packs them; padding marks the positions to generate).

@@ -59,29 +59,6 @@ class GemmaCausalLM(CausalLM):
         super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics,
                         sampler=sampler, **kwargs)
 
-    # -- the public calls the generate loop and the exporter use -----------------------
-    def call_decoder(self, token_ids, padding_mask):
-        """The prompt, no past: int (batch, n) ids and their padding mask (batch, n).
-
-        Returns (logits (batch, n, vocab), present): `present` a list over layers of
-        (key, value), each (batch, num_key_value_heads, n, head_dim), keys rotated.
-        Positions count the real tokens before each one, so a left-padded row starts at 0.
-        """
-        return self._decode(token_ids, padding_mask, None)
-
-    def call_decoder_with_past(self, token_ids, padding_mask, past_key_values):
-        """New tokens (batch, n) after `past` cached positions.
-
-        Args: `padding_mask` (batch, past + n) covers the cached positions too;
-        `past_key_values` as `call_decoder`'s `present`.
-        Returns (logits (batch, n, vocab), present with past + n positions).
-        """
-        return self._decode(token_ids, padding_mask, past_key_values)
-
-    def _decode(self, token_ids, padding_mask, past_key_values):
-        hidden, present = self.backbone.call_cached(token_ids, padding_mask, past_key_values)
-        return self.lm_head(hidden), present
-
     # -- weights -----------------------------------------------------------------------
     def keras_hub_head_table(self):
         return []  # the head is the token embedding: no weights of its own
