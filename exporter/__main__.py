@@ -67,6 +67,10 @@ def parse_args(argv):
                    "and faster on CPU; int8-ffn-float: the same but the FFN output "
                    "projections (after GELU) stay float32, closer to float and slower; "
                    "checked by a quality gate, not --atol")
+    p.add_argument("--optimize", choices=["basic", "fused"], default=None,
+                   help="graph rewrites: basic (default) fuses Dense, LayerNorm and GELU; "
+                   "fused also turns each attention block into ONNX Runtime's fused "
+                   "MultiHeadAttention (CPU and CUDA), e.g. with --dtype float16 for GPUs")
     gate = p.add_argument_group(
         "quality gate of --quantize (the export fails, writing nothing, below a limit; "
         "measured against the float32 Keras model on the validation cases)")
@@ -192,7 +196,8 @@ def run(args):
             print(f"{name:32s} {entry['cls'].__name__:24s} {params:8.2f}M")
         return 0
     kwargs = {k: v for k, v in {"atol": args.atol, "opset": args.opset,
-                                "dtype": args.dtype, "quantize": args.quantize}.items()
+                                "dtype": args.dtype, "quantize": args.quantize,
+                                "optimize": args.optimize}.items()
               if v is not None}
     limits = {dest: getattr(args, dest) for _, dest, _, _ in GATE_FLAGS
               if getattr(args, dest) is not None}

@@ -20,7 +20,7 @@ import tensorflow as tf
 from onnx import numpy_helper
 
 from exporter.errors import ValidationError
-from exporter.optimize import optimize
+from exporter.optimize import optimize as rewrite
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ def tensor_spec(name, dtype, rank):
     return tf.TensorSpec((None,) * rank, _TF_DTYPES[dtype], name=name)
 
 
-def to_onnx(variables, fn, input_specs, opset=OPSET, external_data=None):
+def to_onnx(variables, fn, input_specs, opset=OPSET, external_data=None, optimize="basic",
+            rewrites=None):
     """Trace `fn(inputs: dict) -> dict of tensors` into an ONNX ModelProto.
 
     Args:
@@ -43,6 +44,8 @@ def to_onnx(variables, fn, input_specs, opset=OPSET, external_data=None):
         fn: the model call to export; it must only read variables from `variables`.
         input_specs: ordered dict name -> tf.TensorSpec (names become graph input names).
         opset: ONNX opset.
+        optimize: the graph rewrite level, "basic" or "fused" (exporter/optimize.py).
+        rewrites: a dict to fill with how many of each rewrite were applied.
 
     Returns the ModelProto with graph inputs = `input_specs` names, outputs = `fn`'s keys.
     """
@@ -62,8 +65,10 @@ def to_onnx(variables, fn, input_specs, opset=OPSET, external_data=None):
 
     proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
     _weights_to_initializers(proto, variables, external_data)
-    counts = optimize(proto)
+    counts = rewrite(proto, optimize)
     log.info("graph rewrites: %s", counts)
+    if rewrites is not None:
+        rewrites.update(counts)
     return proto
 
 

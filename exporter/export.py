@@ -21,6 +21,7 @@ from exporter import convert, external_data, float16, manifest
 from exporter import quantize as Q
 from exporter.errors import ExportError, ValidationError
 from exporter.load import load_model, open_preset
+from exporter.optimize import LEVELS as OPTIMIZE_LEVELS
 from exporter.quality_gate import GateLimits
 from exporter.specs import STATIC_AXES, Source, spec_for
 from exporter.specs.base import backbone_of
@@ -67,7 +68,7 @@ def output_folder(output, overwrite):
 
 def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
                   random_weights=False, dtype=None, opset=convert.OPSET, quantize=None,
-                  gate=None):
+                  gate=None, optimize=None):
     """Export `preset` to `output` (default artifacts/<name>) and return the manifest.
 
     Args:
@@ -75,11 +76,12 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
         task: "backbone", "masked_lm", ... (default: what the preset holds).
         random_weights: build the architecture with random weights (no download).
         dtype: "float32" or "float16": the dtype the model is loaded (and exported) in.
-        atol, opset, overwrite, quantize, gate: as for `export_model`.
+        atol, opset, overwrite, quantize, gate, optimize: as for `export_model`.
     """
     if atol is not None:
         atol = check_atol(atol)
     check_quantize(quantize, gate, atol, dtype or "float32")
+    check_optimize(optimize)
     output = output or default_output(preset)
     target = output_folder(output, overwrite)
     target.check()  # refuse a bad --output now, not after minutes of conversion
@@ -90,11 +92,12 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
     loader = open_preset(preset, random_weights)  # resolved, config.json read: once
     model, preprocessor = load_model(loader, task, random_weights, dtype, progress=progress)
     source = Source(label=str(preset), preset=loader, random_weights=bool(random_weights))
-    return _export(model, preprocessor, target, output, atol, opset, source, quantize, gate)
+    return _export(model, preprocessor, target, output, atol, opset, source, quantize, gate,
+                   optimize)
 
 
 def export_model(model, output, preprocessor=None, overwrite=False, atol=None,
-                 opset=convert.OPSET, dtype=None, quantize=None, gate=None):
+                 opset=convert.OPSET, dtype=None, quantize=None, gate=None, optimize=None):
     """Export an in-memory backbone or task (e.g. after `enable_lora` and `fit`) to the
     artifact folder `output`; LoRA is merged into the kernels first, so the graph is the
     base model's graph with the trained weights.
@@ -115,6 +118,10 @@ def export_model(model, output, preprocessor=None, overwrite=False, atol=None,
             the FFN output projections (reading GELU's output) stay float32.
         gate: the gate's limits for a quantized export (a `GateLimits`; default
             `GateLimits()`).
+        optimize: graph rewrites, "basic" (default: Tensordot, LayerNorm, GELU clean-up) or
+            "fused" (also each attention block as ONNX Runtime's MultiHeadAttention,
+            exporter/fuse_attention.py); given, the manifest's `optimization` block counts
+            the rewrites per graph.
 
     Returns the manifest. Validation compares ONNX Runtime with the merged model, which
     computes what `model` computes.
@@ -133,10 +140,18 @@ def export_model(model, output, preprocessor=None, overwrite=False, atol=None,
     if atol is not None:
         atol = check_atol(atol)
     check_quantize(quantize, gate, atol, compute)
+    check_optimize(optimize)
     target = output_folder(output, overwrite)
     target.check()
     source = Source(label=f"in-memory {type(model).__name__} ({model.name})")
-    return _export(model, preprocessor, target, output, atol, opset, source, quantize, gate)
+    return _export(model, preprocessor, target, output, atol, opset, source, quantize, gate,
+                   optimize)
+
+
+def check_optimize(optimize):
+    if optimize is not None and optimize not in OPTIMIZE_LEVELS:
+        raise ExportError(f"--optimize must be one of {', '.join(OPTIMIZE_LEVELS)}, "
+                          f"not {optimize!r}")
 
 
 def check_quantize(quantize, gate, atol, dtype):
@@ -152,7 +167,7 @@ def check_quantize(quantize, gate, atol, dtype):
 
 
 def _export(model, preprocessor, target, output, atol, opset, source, quantize=None,
-            gate=None):
+            gate=None, optimize=None):
     """The core: spec -> graphs -> validation -> tokenizer and manifest, published whole."""
     start = time.perf_counter()
     spec = spec_for(model)
@@ -178,9 +193,11 @@ def _export(model, preprocessor, target, output, atol, opset, source, quantize=N
         Q.check_size(external_data.weights_bytes(merged.weights), external_data.LIMIT_BYTES)
         gate = gate or GateLimits()
     with target as tmp:  # published whole at the end, or nothing is
-        entries, paths, quantized = {}, {}, {}
+        entries, paths, quantized, rewrites = {}, {}, {}, {}
         for graph in spec.graphs(merged):
-            entries[graph.name] = write_graph(graph, tmp, opset)
+            rewrites[graph.name] = {}
+            entries[graph.name] = write_graph(graph, tmp, opset, optimize or "basic",
+                                              rewrites[graph.name])
             paths[graph.name] = os.path.join(tmp, graph.file)
             if quantize is not None:
                 entries[graph.name], quantized[graph.name] = quantize_graph(
@@ -199,6 +216,7 @@ def _export(model, preprocessor, target, output, atol, opset, source, quantize=N
             "model": spec.model_block(merged, tokenizer),
             "graphs": entries, **spec.manifest(merged, source, progress),
             **({"quantization": Q.manifest_block(quantize, quantized)} if quantize else {}),
+            **({"optimization": {"level": optimize, "graphs": rewrites}} if optimize else {}),
             "validation": validation,
             "tokenizer": save_tokenizer(preprocessor, tokenizer, tmp),
             "versions": manifest.versions(opset),
@@ -208,8 +226,9 @@ def _export(model, preprocessor, target, output, atol, opset, source, quantize=N
     return written
 
 
-def write_graph(graph, folder, opset):
-    """Trace one `Graph` of a spec to folder/graph.file; returns its manifest entry."""
+def write_graph(graph, folder, opset, optimize="basic", rewrites=None):
+    """Trace one `Graph` of a spec to folder/graph.file; returns its manifest entry
+    (`rewrites`, a dict, gets the graph rewrite counts)."""
     progress(f"converting to ONNX: {graph.file} (trace, tf2onnx, graph clean-up)")
     t = time.perf_counter()
     path = os.path.join(folder, graph.file)
@@ -217,7 +236,7 @@ def write_graph(graph, folder, opset):
     # until it knows which ones it reads.
     writer = None if graph.prune else external_data.writer_for(graph.weights, path)
     proto = convert.to_onnx(graph.weights, graph.fn, graph.inputs, opset=opset,
-                            external_data=writer)
+                            external_data=writer, optimize=optimize, rewrites=rewrites)
     if writer is not None:
         writer.close()
     if graph.prune:
@@ -230,6 +249,10 @@ def write_graph(graph, folder, opset):
     external = convert.save(proto, path)
     progress(f"converted {graph.file} in {time.perf_counter() - t:.1f} s"
              + (" (external data)" if external else ""))
+    if rewrites and "attention_fused" in rewrites:
+        fused, total = rewrites["attention_fused"], sum(
+            rewrites[k] for k in ("attention_fused", "attention_unfused"))
+        progress(f"fused {fused} of {total} attention blocks into MultiHeadAttention")
     return manifest.graph_entry(graph.file, proto, graph.axes)
 
 

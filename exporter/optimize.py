@@ -9,6 +9,8 @@ tf2onnx renders two Keras building blocks in a shape that ONNX Runtime does not 
   * Exact GELU, x * 0.5 * (1 + erf(x / sqrt 2)), reaches ONNX as five element-wise ops in an
     order ONNX Runtime's own fusion does not recognise; it becomes ONNX Runtime's `Gelu`
     kernel (domain com.microsoft, on the CPU and CUDA providers alike).
+`--optimize fused` also rewrites each attention block into ONNX Runtime's fused
+`MultiHeadAttention` (exporter/fuse_attention.py).
 Each rewrite is local and conservative: a pattern that does not match exactly is left as it
 was (still correct, only slower), and every export is validated against Keras afterwards.
 """
@@ -20,15 +22,24 @@ from collections import defaultdict
 import onnx
 from onnx import helper, numpy_helper
 
+from exporter.fuse_attention import fuse_attention
+
 MS_DOMAIN = "com.microsoft"
+# --optimize levels: "basic" the clean-up above (the default), "fused" also fused attention.
+LEVELS = ("basic", "fused")
 
 
-def optimize(proto: onnx.ModelProto) -> dict:
+def optimize(proto: onnx.ModelProto, level: str = "basic") -> dict:
     """Rewrite `proto` in place; returns how many of each rewrite were applied."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown optimization level {level!r}; choose one of {LEVELS}")
     counts = {"tensordot_to_matmul": _tensordot_to_matmul(proto.graph),
               "layer_norm": _fuse_layer_norm(proto.graph),
               "gelu": _fuse_gelu(proto.graph)}
-    if counts["gelu"] and not any(o.domain == MS_DOMAIN for o in proto.opset_import):
+    if level == "fused":
+        counts.update(fuse_attention(proto.graph))
+    if (counts["gelu"] or counts.get("attention_fused")) and \
+            not any(o.domain == MS_DOMAIN for o in proto.opset_import):
         proto.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     _prune(proto.graph)
     return counts
