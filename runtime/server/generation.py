@@ -50,15 +50,24 @@ def _check_number(name, value, low, high, low_open=False):
         raise RequestError(422, f"{name} must be a number in {where}], got {value!r}")
 
 
-def max_length(generator, max_new_tokens):
-    """Decoder length for `max_new_tokens` new tokens (start tokens come first), capped at
-    the model's decoder positions as an upper bound should be."""
-    start = len(generator.inputs.decoder_start)
+def prompt_length(generator, prompt):
+    """Positions the prompt takes before the first new token: a seq2seq decoder's start
+    tokens, or a causal LM's start token and the prompt's own tokens."""
+    if generator.artifact.task == "causal_lm":
+        start = (generator.artifact.tokenizer_spec or {}).get("packing", {}).get("start", [])
+        return len(start) + len(generator.artifact.tokenizer.tokenize(prompt))
+    return len(generator.inputs.decoder_start)
+
+
+def max_length(generator, prompt, max_new_tokens):
+    """The `Generator`'s `max_length` (which counts the start tokens and a causal LM's
+    prompt) for `max_new_tokens` new tokens, capped at the model's positions as an upper
+    bound should be (a prompt that fills them is the Generator's one-line error)."""
     if max_new_tokens is None:
         return None
     if max_new_tokens < 1:
         raise RequestError(422, f"max_tokens must be at least 1, got {max_new_tokens}")
-    length = start + max_new_tokens
+    length = prompt_length(generator, prompt) + max_new_tokens
     return min(length, generator.max_position) if generator.max_position else length
 
 
@@ -94,8 +103,12 @@ class StopText:
 
 
 class Completion:
-    """One prompt's generation on a served seq2seq model; iterate `pieces()` (async) for
-    the text as it comes, then read `finish_reason`, `tokens`, `text`."""
+    """One prompt's generation on a served seq2seq or causal LM; iterate `pieces()` (async)
+    for the text as it comes, then read `finish_reason`, `tokens`, `text`.
+
+    The text is the continuation only, as the OpenAI and TGI APIs return it: the
+    `Generator`'s token stream yields the new tokens alone, while its `generate` returns a
+    causal LM's prompt + continuation (keras-hub's behaviour)."""
 
     def __init__(self, model, prompt, max_new_tokens=None, stop=None, **options):
         if model.generations >= model.config.max_queue:
@@ -113,7 +126,7 @@ class Completion:
         try:
             # checked here, at the call: a bad option answers 422 before anything streams
             self.stream = generator.stream(prompt, max_length=max_length(
-                generator, max_new_tokens), **sampler_options(generator, **options))
+                generator, prompt, max_new_tokens), **sampler_options(generator, **options))
         except (ValueError, TypeError) as e:
             raise RequestError(422, str(e)) from None
         self.tokens = 0

@@ -1,5 +1,5 @@
 """`ServedModel`: one artifact behind the server, its pipeline chosen by the manifest's task,
-with its batcher (encoders, classifiers) or generation workers (seq2seq LMs)."""
+with its batcher (encoders, classifiers) or generation workers (seq2seq and causal LMs)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from runtime.server.errors import RequestError
 
 # manifest task -> what the server calls it (the OpenAI / HF names of the capability)
 KINDS = {"backbone": "embedding", "text_classifier": "classification",
-         "masked_lm": "fill-mask", "seq2seq_lm": "text-generation"}
+         "masked_lm": "fill-mask", "seq2seq_lm": "text-generation",
+         "causal_lm": "text-generation"}
+# tasks served by the Generator: completions and TGI, decoded in worker threads
+GENERATIVE = ("seq2seq_lm", "causal_lm")
 
 
 def model_names(folders, names=None):
@@ -51,13 +54,13 @@ class ServedModel:
         self.artifact = artifact
         self.pipeline = self._pipeline(artifact)
         self.executor = ThreadPoolExecutor(
-            max_workers=config.generation_workers if self.task == "seq2seq_lm" else 1,
+            max_workers=config.generation_workers if self.task in GENERATIVE else 1,
             thread_name_prefix=f"serve-{name}")
         self.batcher = None
         if self.task in ("backbone", "text_classifier"):
             self.batcher = Batcher(name, self._batch_fn(), config, metrics, self.executor)
-        self.generations = 0  # running or waiting (seq2seq)
-        if self.task == "seq2seq_lm":
+        self.generations = 0  # running or waiting (generative models)
+        if self.task in GENERATIVE:
             metrics.queue_depth[name] = lambda: self.generations
 
     def _pipeline(self, artifact):
@@ -89,10 +92,10 @@ class ServedModel:
             mask = self.pipeline.packer.packing["mask_token"]
             self.pipeline([f"warm {mask}"], top_k=1)
         else:
-            self.pipeline.generate("warm up", sampler="greedy", max_length=self._warm_length())
+            from runtime.server.generation import max_length
 
-    def _warm_length(self):
-        return len(self.pipeline.inputs.decoder_start) + 1
+            length = max_length(self.pipeline, "warm up", 1)
+            self.pipeline.generate("warm up", sampler="greedy", max_length=length)
 
     def info(self):
         model = self.artifact.model
@@ -104,7 +107,7 @@ class ServedModel:
     # -- texts in, checked against the limits ---------------------------------------------
     @property
     def packer(self):
-        if self.task == "seq2seq_lm":
+        if self.task in GENERATIVE:
             return None
         return self.pipeline.packer
 

@@ -27,6 +27,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "model_defs"))
 from fine_tune_helpers import keras_hub_classifier_preset  # noqa: E402
 from test_bart_helpers import keras_hub_bart  # noqa: E402
+from test_gemma_helpers import keras_hub_causal_lm  # noqa: E402
+from test_gpt2_helpers import gpt2_bpe, keras_hub_gpt2  # noqa: E402
 
 from runtime.classifier import Classifier  # noqa: E402
 from runtime.encoder import Encoder  # noqa: E402
@@ -179,6 +181,91 @@ def test_sse_ends_with_done(server):
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in r.iter_lines() if line]
     assert lines[-1] == "data: [DONE]" and all(x.startswith("data: ") for x in lines)
+
+
+# -- causal LMs (GPT-2, Gemma): completions are the continuation ---------------------------
+CAUSAL = ["gpt2", "gemma"]
+
+
+@pytest.fixture(scope="module")
+def causal_server(tmp_path_factory):
+    """Tiny GPT-2 and Gemma (grouped-query) causal LM artifacts, served together:
+    (server, {name: Generator})."""
+    from exporter.export import export_preset
+
+    root = tmp_path_factory.mktemp("served_causal")
+    vocab, merges, _, _ = gpt2_bpe(root / "bpe")
+    keras_hub_gpt2(root / "gpt2_preset", vocab, merges, sequence_length=14)
+    keras_hub_causal_lm(sequence_length=14).save_to_preset(str(root / "gemma_preset"))
+    folders = []
+    for name in CAUSAL:
+        folders.append(str(root / name))
+        export_preset(str(root / f"{name}_preset"), output=folders[-1])
+    running = ServerThread(create_app(folders))
+    yield running, {name: Generator(folder) for name, folder in zip(CAUSAL, folders)}
+    running.stop()
+
+
+def continuation(generator, prompt, new_tokens, **sampler):
+    """The Python API's answer: `generate` (prompt + continuation, as keras-hub) and the
+    continuation its token stream gives, for `new_tokens` tokens after the prompt."""
+    length = len(generator.pack(prompt, 40)[0]["padding_mask"][0].nonzero()[0]) + new_tokens
+    full = generator.generate(prompt, max_length=length, **sampler)
+    text = "".join(t.text for t in generator.stream(prompt, max_length=length, **sampler))
+    assert full == prompt + text  # generate keeps the prompt, the stream does not
+    return full, text
+
+
+@pytest.mark.parametrize("name", CAUSAL)
+def test_openai_completions_of_a_causal_lm_are_the_continuation(causal_server, name):
+    openai = pytest.importorskip("openai")
+    server, generators = causal_server
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="x")
+    full, want = continuation(generators[name], TEXTS[0], 8, sampler="greedy")
+    got = client.completions.create(model=name, prompt=TEXTS[0], max_tokens=8,
+                                    temperature=0)
+    assert got.choices[0].text == want and want and not want.startswith(TEXTS[0])
+    assert got.usage.completion_tokens == 8 or got.choices[0].finish_reason == "stop"
+    stream = client.completions.create(model=name, prompt=TEXTS[0], max_tokens=8,
+                                       temperature=0, stream=True)
+    chunks = list(stream)
+    assert "".join(c.choices[0].text for c in chunks) == want
+    assert chunks[-1].choices[0].finish_reason == got.choices[0].finish_reason
+    _, seeded = continuation(generators[name], TEXTS[1], 6, sampler="random",
+                             temperature=0.8, seed=3)
+    got = client.completions.create(model=name, prompt=TEXTS[1], max_tokens=6,
+                                    temperature=0.8, seed=3)
+    assert got.choices[0].text == seeded
+    both = client.completions.create(model=name, prompt=TEXTS[:2], max_tokens=8,
+                                     temperature=0)
+    assert [c.index for c in both.choices] == [0, 1] and both.choices[0].text == want
+
+
+@pytest.mark.parametrize("name", CAUSAL)
+def test_tgi_generate_of_a_causal_lm(causal_server, name):
+    hub = pytest.importorskip("huggingface_hub")
+    server, generators = causal_server
+    full, want = continuation(generators[name], TEXTS[2], 7, sampler="greedy")
+    client = hub.InferenceClient(model=f"{server.url}/models/{name}")
+    assert client.text_generation(TEXTS[2], max_new_tokens=7) == want
+    assert "".join(client.text_generation(TEXTS[2], max_new_tokens=7, stream=True)) == want
+    got = post(server, "/generate", {"model": name, "inputs": TEXTS[2], "parameters": {
+        "max_new_tokens": 7, "return_full_text": True}}).json()
+    assert got["generated_text"] == full  # what Generator.generate returns
+    with httpx.stream("POST", server.url + "/generate_stream", json={
+            "model": name, "inputs": TEXTS[2], "parameters": {"max_new_tokens": 7}}) as r:
+        events = [json.loads(line[5:]) for line in r.iter_lines() if line.startswith("data:")]
+    assert "".join(e["token"]["text"] for e in events) == want
+    assert events[-1]["generated_text"] == want
+
+
+def test_a_causal_lm_prompt_over_its_positions_is_one_clear_error(causal_server):
+    server, _ = causal_server
+    r = post(server, "/v1/completions", {"model": "gpt2", "prompt": "the sun rose " * 20,
+                                         "max_tokens": 4})
+    assert r.status_code == 422 and "40 positions" in r.json()["error"]["message"]
+    r = post(server, "/v1/completions", {"model": "gpt2", "prompt": "A", "max_tokens": 3})
+    assert r.status_code == 200 and r.json()["choices"][0]["text"]
 
 
 # -- TEI / TGI / fill-mask -----------------------------------------------------------------
