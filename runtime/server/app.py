@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from starlette.applications import Starlette
@@ -75,7 +76,8 @@ def _one_line(e):
 
 # -- the server's own routes ---------------------------------------------------------------
 async def health(request, server):
-    return JSONResponse({"status": "ok", "models": list(server.models)})
+    # pid: which process answered (a Ray Serve replica, a worker behind a balancer)
+    return JSONResponse({"status": "ok", "models": list(server.models), "pid": os.getpid()})
 
 
 async def info(request, server):

@@ -37,6 +37,15 @@ def add_serve(sub):
                    help="generations decoded at once per model (threads)")
     p.add_argument("--graceful-timeout", type=float, default=30.0,
                    help="seconds SIGTERM waits for in-flight requests before closing")
+    ray = p.add_argument_group("scale-out on Ray Serve (the [ray] extra)")
+    ray.add_argument("--ray", action="store_true",
+                     help="serve the same app as a Ray Serve deployment")
+    ray.add_argument("--replicas", type=int, default=1, help="Ray Serve replicas (--ray)")
+    ray.add_argument("--ray-address", default=None,
+                     help="join this Ray cluster ('auto': the running one); default: "
+                          "start a local Ray instance")
+    ray.add_argument("--ray-cpus-per-replica", type=float, default=1.0,
+                     help="Ray logical CPUs each replica reserves")
     p.set_defaults(run=serve)
     return p
 
@@ -60,6 +69,10 @@ def config_from(args):
 
 def serve(args):
     config = config_from(args)
+    if args.ray:
+        return serve_on_ray(args, config)
+    if args.replicas != 1 or args.ray_address:
+        raise ValueError("--replicas and --ray-address need --ray")
     try:
         import uvicorn
 
@@ -76,3 +89,13 @@ def serve(args):
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
                 timeout_graceful_shutdown=args.graceful_timeout)
 
+
+def serve_on_ray(args, config):
+    try:
+        from runtime.server import ray_serve
+    except ModuleNotFoundError as e:
+        if e.name.split(".")[0] not in ("ray", "starlette", "uvicorn"):
+            raise
+        raise ValueError(f"serve --ray needs {e.name.split('.')[0]}: pip install "
+                         f"'hubonnx[ray]'") from None
+    ray_serve.run(args, config)
