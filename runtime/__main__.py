@@ -99,8 +99,10 @@ def parse_args(argv):
                        help="check the artifact's files at load: their sha256 (default when "
                             "they total under 256 MB), their size (default above), or not")
     from runtime.server.cli import add_serve  # its own arguments; uvicorn loads on run
+    from runtime.triton_repo import add_triton_repo
 
     add_serve(sub)
+    add_triton_repo(sub)
     return parser.parse_args(argv)
 
 
