@@ -1,27 +1,28 @@
-"""Export spec of `causal_lm` (GPT-2, Gemma): two decoder-only ONNX graphs with a KV cache.
+"""Export spec of `causal_lm` (GPT-2, Gemma): ONE decoder-only ONNX graph with a KV cache,
+each weight stored once (as onnxruntime-genai's decoder).
 
-- `decoder_model.onnx` (the prompt, no past): token_ids, padding_mask (batch, n) ->
-  logits (batch, n, vocab), present.{i}.key|value (batch, num_kv_heads, n, head_dim).
-- `decoder_with_past_model.onnx` (new tokens after cached ones): token_ids (batch, n),
-  padding_mask (batch, past + n) over the cached positions and the new ones,
-  past_key_values.{i}.key|value (batch, num_kv_heads, past, head_dim) -> logits,
-  present.{i}.key|value with past + n positions.
+- `model.onnx` (manifest graph "decoder"), traced from `call_decoder_with_past`:
+  token_ids (batch, n), padding_mask (batch, past + n) over the cached positions and the
+  new ones, past_key_values.{i}.key|value (batch, num_kv_heads, past, head_dim) ->
+  logits (batch, n, vocab), present.{i}.key|value with past + n positions.
+  The prompt runs it with an empty past (past = 0 positions): the same outputs as
+  `call_decoder`, which the validation checks.
 
-Positions come from `padding_mask` inside the graphs (a token's position is the number of
+Positions come from `padding_mask` inside the graph (a token's position is the number of
 real tokens before it), so left-padded rows are numbered as unpadded ones; with grouped or
-multi-query attention (Gemma) the cache has `num_key_value_heads` heads. Each graph traces
-one public call of the Keras task (`call_decoder`, `call_decoder_with_past`).
+multi-query attention (Gemma) the cache has `num_key_value_heads` heads.
 
-How a generate loop drives the graphs (runtime.generation.decoder_only_step does this;
+How a generate loop drives the graph (runtime.generation.decoder_only_step does this;
 `CausalLM.generate_step` in Keras is the same loop):
 
 1. Pack as the preprocessor does (manifest "tokenizer"."packing": start token, no end
    token, right padding to max_length); index = the first position after the shortest
    row's prompt. The key mask is the prompt mask before index and 1 from there on.
-2. `decoder` on token_ids[:, :index] with key_mask[:, :index]; logits[:, -1] chooses
-   position index; every present.{i}.* becomes past_key_values.{i}.*.
-3. Each later step: `decoder_with_past` on the token at index - 1, key_mask[:, :index],
-   the past; a row whose prompt is longer keeps its prompt token.
+2. Prefill: token_ids[:, :index], key_mask[:, :index], every past_key_values.{i}.* of
+   0 positions; logits[:, -1] chooses position index; every present.{i}.* becomes
+   past_key_values.{i}.*.
+3. Each later step: the token at index - 1, key_mask[:, :index], the past; a row whose
+   prompt is longer keeps its prompt token.
 4. Stop as BART does (generation.stop_token_ids).
 """
 
@@ -38,8 +39,8 @@ from exporter.validate import Comparison
 
 __all__ = ["CausalLMSpec", "ValidationError", "kv_names", "validate_causal_lm"]
 
-DECODER_FILE = "decoder_model.onnx"
-DECODER_WITH_PAST_FILE = "decoder_with_past_model.onnx"
+MODEL_FILE = "model.onnx"
+GRAPH_NAME = "decoder"
 KV_LAYOUT = ["batch_size", "num_key_value_heads", "sequence_length", "head_dim"]
 # (batch, prompt length, decoding steps); batch 3 is left-padded.
 VALIDATION_CASES = ((1, 5, 8), (3, 7, 8))
@@ -69,17 +70,17 @@ def _unflatten(inputs, num_layers, prefix):
 
 
 class CausalLMSpec(ExportSpec):
-    """The prompt graph and the cached step graph of a decoder-only `CausalLM`, traced
-    from `call_decoder` and `call_decoder_with_past`; served by the runtime's
-    `Generator`."""
+    """The one graph of a decoder-only `CausalLM` (prompt and cached steps), traced from
+    `call_decoder_with_past`; served by the runtime's `Generator`."""
 
     task = "causal_lm"
 
     def graphs(self, model):
         return graph_functions(model)
 
-    def validate(self, model, paths, atol, progress, gate=None):
-        return validate_causal_lm(model, paths, atol, progress=progress, gate=gate)
+    def validate(self, model, paths, atol, progress, gate=None, release=None):
+        return validate_causal_lm(model, paths, atol, progress=progress, gate=gate,
+                                  release=release)
 
     def manifest(self, model, source, progress):
         return {"kv_cache": kv_cache_spec(model.backbone),
@@ -109,7 +110,7 @@ def max_position(backbone):
 
 
 def graph_functions(model):
-    """The two graphs, built from the task's public calls."""
+    """The one graph, traced from the task's `call_decoder_with_past`."""
     layers, heads, head_dim = kv_sizes(model.backbone)
     dtype = tf.as_dtype(model.backbone.compute_dtype)
 
@@ -120,16 +121,11 @@ def graph_functions(model):
     mask_past = ["batch_size", "past_decoder_sequence_length + sequence_length"]
     logits = ["batch_size", "sequence_length", "vocabulary_size"]
     # "num_heads" (a static axis name): the key/value heads
-    kv_new = ["batch_size", "num_heads", "sequence_length", "head_dim"]
     kv_past = ["batch_size", "num_heads", "past_decoder_sequence_length", "head_dim"]
     kv_total = ["batch_size", "num_heads",
                 "past_decoder_sequence_length + sequence_length", "head_dim"]
 
     def decoder(inputs):
-        out, present = model.call_decoder(inputs["token_ids"], inputs["padding_mask"])
-        return {"logits": out, **_flatten(present, "present")}
-
-    def decoder_with_past(inputs):
         past = _unflatten(inputs, layers, "past_key_values")
         out, present = model.call_decoder_with_past(inputs["token_ids"],
                                                     inputs["padding_mask"], past)
@@ -137,22 +133,16 @@ def graph_functions(model):
 
     past_names, present_names = kv_names(layers, "past_key_values"), kv_names(layers,
                                                                               "present")
-    # Both graphs read every weight (the head is the tied embedding): no pruning, so big
+    # The graph reads every weight (the head is the tied embedding): no pruning, so big
     # weights stream to external data as they are converted.
-    weights = model.weights
     return [
-        Graph("decoder", DECODER_FILE, decoder,
-              {"token_ids": ids("token_ids"), "padding_mask": ids("padding_mask")},
-              {"token_ids": ids_axes, "padding_mask": ids_axes, "logits": logits,
-               **{n: kv_new for n in present_names}},
-              weights, outputs=["logits", *present_names]),
-        Graph("decoder_with_past", DECODER_WITH_PAST_FILE, decoder_with_past,
+        Graph(GRAPH_NAME, MODEL_FILE, decoder,
               {"token_ids": ids("token_ids"), "padding_mask": ids("padding_mask"),
                **{n: tf.TensorSpec((None, heads, None, head_dim), dtype, name=n)
                   for n in past_names}},
               {"token_ids": ids_axes, "padding_mask": mask_past, "logits": logits,
                **{n: kv_past for n in past_names}, **{n: kv_total for n in present_names}},
-              weights, outputs=["logits", *present_names]),
+              model.weights, outputs=["logits", *present_names]),
     ]
 
 
@@ -171,7 +161,7 @@ def kv_cache_spec(backbone):
         "head_dim": head_dim,
         "dtype": str(backbone.compute_dtype),
         "past_inputs": past,
-        "present_outputs": {"decoder": present, "decoder_with_past": present},
+        "present_outputs": {GRAPH_NAME: present},
         "self_attention": past,
         "cross_attention": [],
     }
@@ -228,68 +218,96 @@ def real_positions(outputs, mask):
     return out
 
 
-def validate_causal_lm(model, paths, atol, progress=print, cases=VALIDATION_CASES,
-                       seed=1234, gate=None):
-    """Greedy multi-step decode in Keras and in ONNX Runtime (each on its own outputs and
-    cache, fed Keras' greedy tokens); every step's logits and KV caches are compared.
-    Padding positions are left out of the comparison (`real_positions`). Returns the
-    manifest's validation block; raises ValidationError when the verdict (worst diff <=
-    atol, greedy tokens as Keras' but for near-ties) is False."""
-    import onnxruntime as ort
+def keras_references(model, cases=VALIDATION_CASES, seed=1234):
+    """Keras' greedy decode of every case, computed before any ONNX Runtime session opens
+    (so an export holds the Keras model or a session, not both at once).
 
-    t = time.perf_counter()
-    sessions = {name: ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-                for name, path in paths.items()}
+    Returns per case a dict: batch, steps, and `runs`, one per graph run (the prompt, then
+    each step): the feeds (token_ids, padding_mask) and Keras' outputs with the padding
+    positions zeroed (`real_positions`). Each step's token is Keras' greedy choice."""
     backbone = model.backbone
     rng = np.random.default_rng(seed)
     limit = max_position(backbone)
+    out = []
+    for batch, length, steps in cases:
+        ids, mask = validation_inputs(rng, batch, length, backbone.vocabulary_size, limit)
+        if limit is not None:
+            steps = min(steps, limit - ids.shape[1])
+        logits, present = model.call_decoder(ids, mask)
+        runs = [(ids, mask, _keras_outputs(logits, present, mask))]
+        for _ in range(steps):
+            token = np.argmax(np.asarray(logits)[:, -1], axis=-1).astype("int32")[:, None]
+            mask = np.concatenate([mask, np.ones((batch, 1), "int32")], axis=1)
+            logits, present = model.call_decoder_with_past(token, mask, present)
+            runs.append((token, mask, _keras_outputs(logits, present, mask)))
+        out.append({"batch": batch, "steps": steps, "runs": runs})
+    return out
+
+
+def _keras_outputs(logits, present, mask):
+    return real_positions({"logits": np.asarray(logits),
+                           **{k: np.asarray(v) for k, v in
+                              _flatten(present, "present").items()}}, mask)
+
+
+def open_session(path):
+    """An ONNX Runtime CPU session for validation. Prepacking is off: it would copy every
+    MatMul weight into ONNX Runtime's packed layout, a second copy of the model for a
+    handful of validation runs."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def validate_causal_lm(model, paths, atol, progress=print, cases=VALIDATION_CASES,
+                       seed=1234, gate=None, release=None):
+    """Greedy multi-step decode in Keras and in ONNX Runtime on the one graph (each on its
+    own outputs and cache, fed Keras' greedy tokens; the prompt with an empty past); every
+    run's logits and KV caches are compared. Padding positions are left out of the
+    comparison (`real_positions`). Keras' outputs are computed first; then `release()`
+    (if given) may free the Keras weights before the session opens. Returns the manifest's
+    validation block; raises ValidationError when the verdict (worst diff <= atol, greedy
+    tokens as Keras' but for near-ties) is False."""
+    t = time.perf_counter()
+    layers, heads, head_dim = kv_sizes(model.backbone)
+    kv_dtype = np.dtype(str(model.backbone.compute_dtype))
+    references = keras_references(model, cases, seed)
+    if release is not None:
+        release()
+    session = open_session(paths[GRAPH_NAME])
+    names = [o.name for o in session.get_outputs()]
     comparison = (gate.comparison(group=_kv_group) if gate is not None  # quantized
                   else Comparison(atol, group=_kv_group))
     results = []
-
-    def run(graph, feeds):
-        names = [o.name for o in sessions[graph].get_outputs()]
-        return dict(zip(names, sessions[graph].run(None, feeds), strict=True))
-
-    def keras_outputs(logits, present):
-        return {"logits": np.asarray(logits),
-                **{k: np.asarray(v) for k, v in _flatten(present, "present").items()}}
-
-    for batch, length, steps in cases:
-        ids, mask = validation_inputs(rng, batch, length, backbone.vocabulary_size, limit)
-        length = ids.shape[1]
-        if limit is not None:
-            steps = min(steps, limit - length)
-        context = f"batch {batch}, prompt length {length}: "
-        logits, present = model.call_decoder(ids, mask)
-        want = keras_outputs(logits, present)
-        got = run("decoder", {"token_ids": ids, "padding_mask": mask})
-        step_diffs = [comparison.add(real_positions(want, mask), real_positions(got, mask),
-                                     context + "decoder_model: ")]
-        onnx_past = {k.replace("present", "past_key_values", 1): v for k, v in got.items()
-                     if k.startswith("present")}
-        tokens_equal = True
-        for step in range(steps):
-            tokens_equal &= comparison.greedy(want["logits"][:, -1], got["logits"][:, -1],
-                                              context + f"step {step + 1}: ")
-            token = np.argmax(want["logits"][:, -1], axis=-1).astype("int32")[:, None]
-            mask = np.concatenate([mask, np.ones((batch, 1), "int32")], axis=1)
-            logits, present = model.call_decoder_with_past(token, mask, present)
-            want = keras_outputs(logits, present)
-            got = run("decoder_with_past", {"token_ids": token, "padding_mask": mask,
-                                            **onnx_past})
-            step_diffs.append(comparison.add(
-                real_positions(want, mask), real_positions(got, mask),
-                context + f"decoder_with_past step {step + 1}: "))
-            onnx_past = {k.replace("present", "past_key_values", 1): v
-                         for k, v in got.items() if k.startswith("present")}
+    for case in references:
+        batch, runs = case["batch"], case["runs"]
+        context = f"batch {batch}, prompt length {runs[0][0].shape[1]}: "
+        past = {n: np.zeros((batch, heads, 0, head_dim), kv_dtype)
+                for n in kv_names(layers, "past_key_values")}
+        step_diffs, tokens_equal, previous = [], True, None
+        for step, (ids, mask, want) in enumerate(runs):
+            if previous is not None:  # the token Keras chose after the previous run
+                tokens_equal &= comparison.greedy(previous[0], previous[1],
+                                                  context + f"step {step}: ")
+            got = dict(zip(names, session.run(None, {"token_ids": ids, "padding_mask": mask,
+                                                     **past}), strict=True))
+            where = "prompt" if step == 0 else f"step {step}"
+            step_diffs.append(comparison.add(want, real_positions(got, mask),
+                                             context + f"{MODEL_FILE} {where}: "))
+            past = {k.replace("present", "past_key_values", 1): v for k, v in got.items()
+                    if k.startswith("present")}
+            previous = (want["logits"][:, -1], got["logits"][:, -1])
         results.append({
-            "batch": batch, "prompt_length": length, "left_padded": batch > 1,
-            "steps": steps, "greedy_tokens_equal": bool(tokens_equal),
+            "batch": batch, "prompt_length": int(runs[0][0].shape[1]),
+            "left_padded": batch > 1, "steps": case["steps"],
+            "greedy_tokens_equal": bool(tokens_equal),
             "max_abs_diff_logits_per_step": [round(d.get("logits", 0.0), 9)
                                              for d in step_diffs],
             "max_abs_diff_per_step": [round(max(d.values()), 9) for d in step_diffs],
         })
+    del session
     progress(f"validated a {cases[-1][2]}-step decode against Keras in "
              f"{time.perf_counter() - t:.1f} s: "
              + ", ".join(f"{k} max abs diff {v:.2g}"

@@ -55,7 +55,9 @@ class DecoderOnlyInputs:
             if not row:
                 raise ValueError(f"prompt {i} is empty and the model has no start token; "
                                  "give some text to generate from")
-        self._check_room(max(len(r) for r in rows), max_length)
+        # As keras-hub: generation starts after the shortest prompt; a longer one is cut
+        # to max_length and keeps its tokens, so only the shortest must leave room.
+        self._check_room(min(len(r) for r in rows), max_length)
         pad = self.packing.get("pad", self.generation.get("pad_token_id", 0))
         ids, mask = pack_start_end(rows, max_length, pad_value=pad)
         return ({"token_ids": np.asarray(ids, "int32"),
@@ -72,16 +74,16 @@ class DecoderOnlyInputs:
             return {k: v[None] for k, v in x.items()}, True, False
         return x, False, False
 
-    def _check_room(self, longest, max_length):
-        if longest < max_length:
+    def _check_room(self, shortest, max_length):
+        if shortest < max_length:
             return
-        if self.max_position and longest >= self.max_position:
+        if self.max_position and shortest >= self.max_position:
             fix = (f"the model has {self.max_position} positions, so shorten the prompt to "
                    f"at most {self.max_position - 1} tokens")
         else:
-            fix = f"pass max_length > {longest}"
+            fix = f"pass max_length > {shortest}"
         raise ValueError(f"max_length {max_length} leaves no room to generate: the prompt "
-                         f"already has {longest} tokens (start token included); {fix}")
+                         f"already has {shortest} tokens (start token included); {fix}")
 
     def max_length(self, max_length):
         """The length to generate to (prompt included): `max_length` checked, or the

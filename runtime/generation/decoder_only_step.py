@@ -1,14 +1,16 @@
-"""A decoder-only (causal LM: GPT-2, Gemma) artifact's graphs behind the search loop
+"""A decoder-only (causal LM: GPT-2, Gemma) artifact's one graph behind the search loop
 (exporter/specs/causal_lm.py documents the contract).
 
-- `DecoderOnlyGraphs`, once per `Generator`: the two sessions, checked against the
-  manifest's KV names, and what a step needs to know of them (dtypes, sizes).
-- `DecoderOnlyStep`, once per generate call (a `Step`): `prefill` runs
-  `decoder_model.onnx` on the first positions of every row, writing
-  `present.{i}.key|value` into the `KVCache`; `step` runs `decoder_with_past_model.onnx`
-  on one new token per row with `past_key_values.{i}.key|value` bound from the cache.
+- `DecoderOnlyGraphs`, once per `Generator`: the session of `model.onnx` (manifest graph
+  "decoder"), checked against the manifest's KV names, and what a step needs to know of
+  it (dtypes, sizes).
+- `DecoderOnlyStep`, once per generate call (a `Step`): `prefill` runs the graph on the
+  first positions of every row with an empty past (0 positions), writing
+  `present.{i}.key|value` into the `KVCache`; `step` runs it on one new token per row with
+  `past_key_values.{i}.key|value` bound from the cache. One graph, so each weight is held
+  once.
 
-Positions are computed inside the graphs from `padding_mask`, which covers the cached
+Positions are computed inside the graph from `padding_mask`, which covers the cached
 positions and the new ones: the prompt's mask before the first generated position (a
 left-padded row's padding stays padding), 1 from there on. With grouped or multi-query
 attention the cache holds the key/value heads only (kv_cache.num_heads).
@@ -23,13 +25,13 @@ from runtime.generation.kv_cache import KVCache, present_name
 from runtime.generation.seq2seq_step import _bind_logits, _logits_spec
 from runtime.generation.step import Step
 
-GRAPHS = {"decoder": "decoder_model.onnx",
-          "decoder_with_past": "decoder_with_past_model.onnx"}
+GRAPH = "decoder"  # manifest graph name; its file is model.onnx
+OLD_GRAPHS = ("decoder_with_past", "decoder_model.onnx")  # the two-graph layout's marks
 PLAIN_INPUTS = ["token_ids", "padding_mask"]
 
 
 class DecoderOnlyGraphs:
-    """The sessions of a causal LM artifact and the facts a step needs.
+    """The session of a causal LM artifact and the facts a step needs.
 
     Args:
         artifact: an opened `Artifact` (task causal_lm).
@@ -38,11 +40,9 @@ class DecoderOnlyGraphs:
 
     def __init__(self, artifact, kv):
         graphs = artifact.manifest.get("graphs", {})
-        missing = [f"{name} ({file})" for name, file in GRAPHS.items() if name not in graphs]
-        if missing:
-            raise ArtifactError(f"{artifact.folder} lacks the {', '.join(missing)} "
-                                f"graph; re-export it (python -m exporter ...)")
-        self.sessions = {name: artifact.session(name) for name in GRAPHS}
+        _check_layout(artifact.folder, graphs)
+        self.session = artifact.session(GRAPH)
+        self.sessions = {GRAPH: self.session}
         self.names = list(kv["past_inputs"])
         if kv.get("cross_attention"):
             raise ArtifactError("manifest.json: a causal_lm artifact has no cross-attention "
@@ -51,52 +51,58 @@ class DecoderOnlyGraphs:
         self._check_shapes(kv["num_heads"], kv["head_dim"])
         self.num_heads, self.head_dim = kv["num_heads"], kv["head_dim"]
         self.kv_dtype = np.dtype(kv.get("dtype", "float32"))
-        self.device = ("cuda" if "CUDAExecutionProvider"
-                       in self.sessions["decoder_with_past"].get_providers() else "cpu")
-        vocabulary_size = artifact.model.get("vocabulary_size")
-        self.logits = {name: _logits_spec(self.sessions[name], vocabulary_size)
-                       for name in GRAPHS}
+        self.device = ("cuda" if "CUDAExecutionProvider" in self.session.get_providers()
+                       else "cpu")
+        self.logits = _logits_spec(self.session, artifact.model.get("vocabulary_size"))
 
     def step(self, x):
         """The `Step` of one generate call on the packed inputs `x` (DecoderOnlyInputs')."""
         return DecoderOnlyStep(self, x["padding_mask"], x["token_ids"].shape[1])
 
     def _check_names(self, present):
-        """The graphs' real names against the manifest's, so a mismatch is one clear line
+        """The graph's real names against the manifest's, so a mismatch is one clear line
         here and not an error inside ONNX Runtime."""
         partners = [present_name(n) for n in self.names]
-        want = {("decoder", "inputs"): PLAIN_INPUTS,
-                ("decoder", "outputs"): ["logits", *partners],
-                ("decoder_with_past", "inputs"): PLAIN_INPUTS + self.names,
-                ("decoder_with_past", "outputs"): ["logits", *partners]}
-        for graph in GRAPHS:
-            listed = present.get(graph)
-            if listed is not None and sorted(listed) != sorted(partners):
-                raise ArtifactError(f"the manifest's KV names do not pair up: "
-                                    f"kv_cache.present_outputs.{graph} is not the present.* "
-                                    f"partner of every past input; re-export the artifact")
-        for (graph, side), names in want.items():
-            session = self.sessions[graph]
-            have = [a.name for a in (session.get_inputs() if side == "inputs"
-                                     else session.get_outputs())]
+        listed = present.get(GRAPH)
+        if listed is not None and sorted(listed) != sorted(partners):
+            raise ArtifactError("the manifest's KV names do not pair up: "
+                                f"kv_cache.present_outputs.{GRAPH} is not the present.* "
+                                "partner of every past input; re-export the artifact")
+        for side, names in (("inputs", PLAIN_INPUTS + self.names),
+                            ("outputs", ["logits", *partners])):
+            have = [a.name for a in (self.session.get_inputs() if side == "inputs"
+                                     else self.session.get_outputs())]
             lacking = [n for n in names if n not in have]
             extra = [n for n in have if n not in names] if side == "inputs" else []
             if lacking or extra:
                 what = "; ".join(filter(None, [
                     lacking and f"lacks {lacking[:3]}", extra and f"has unexpected {extra[:3]}"]))
                 raise ArtifactError(
-                    f"{GRAPHS[graph]} does not match the manifest's KV cache names: its "
+                    f"the {GRAPH} graph does not match the manifest's KV cache names: its "
                     f"{side} {what}; re-export the artifact")
 
     def _check_shapes(self, heads, head_dim):
-        shapes = {a.name: a.shape for a in self.sessions["decoder_with_past"].get_inputs()}
+        shapes = {a.name: a.shape for a in self.session.get_inputs()}
         for name in self.names:
             shape = shapes[name]
             if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != heads) or (
                     isinstance(shape[3], int) and shape[3] != head_dim):
-                raise ArtifactError(f"{name} has shape {shape} in "
-                                    f"decoder_with_past_model.onnx, the manifest says "
-                                    f"(batch, {heads}, seq, {head_dim})")
+                raise ArtifactError(f"{name} has shape {shape} in the {GRAPH} graph, the "
+                                    f"manifest says (batch, {heads}, seq, {head_dim})")
+
+
+def _check_layout(folder, graphs):
+    """One line for an artifact of the old two-graph layout (decoder_model.onnx +
+    decoder_with_past_model.onnx, every weight stored twice) or one lacking the graph."""
+    files = {g.get("file") for g in graphs.values() if isinstance(g, dict)}
+    if OLD_GRAPHS[0] in graphs or OLD_GRAPHS[1] in files:
+        raise ArtifactError(f"{folder} is a causal_lm artifact of the old two-graph layout "
+                            "(decoder_model.onnx + decoder_with_past_model.onnx); re-export "
+                            "it (python -m exporter --preset ...) to get the one-graph "
+                            "model.onnx")
+    if GRAPH not in graphs:
+        raise ArtifactError(f"{folder} lacks the {GRAPH} graph (model.onnx); re-export it "
+                            "(python -m exporter ...)")
 
 
 class DecoderOnlyStep(Step):
@@ -113,10 +119,9 @@ class DecoderOnlyStep(Step):
         # 0/1 as Keras reads it (any non-zero value is a prompt token); final after prefill
         self.key_mask = np.asarray(prompt_mask).astype(bool).astype(np.int32)
         self.max_length = max_length
-        sessions = graphs.sessions
-        self.bindings = {n: sessions[n].io_binding() for n in GRAPHS}
+        self.binding = graphs.session.io_binding()
         self.cache = None  # made by prefill, when the number of rows is known
-        self.logits = None  # decoder_with_past's logits output, bound once
+        self.logits = None  # the steps' logits output (rows, 1, vocab), bound once
         self.fed = ()  # host arrays bound as inputs, kept alive while the graph runs
 
     def prefill(self, token_ids):
@@ -126,36 +131,33 @@ class DecoderOnlyStep(Step):
         self.key_mask[:, n:] = 1
         self.cache = KVCache(g.names, rows, g.num_heads, g.head_dim, self.max_length,
                              g.kv_dtype, g.device)
-        logits = self._run("decoder", token_ids, g.logits["decoder"], n)
-        self.logits = _bind_logits(self.bindings["decoder_with_past"],
-                                   g.logits["decoder_with_past"], rows, 1)
+        logits = _bind_logits(self.binding, g.logits, rows, n)
+        # The prompt's past: 0 positions (the graph's Concat then is the new keys alone).
+        empty = np.zeros((rows, g.num_heads, 0, g.head_dim), g.kv_dtype)
+        for name in g.names:
+            self.binding.bind_cpu_input(name, empty)
+        self._run(token_ids, keep=(empty,))
+        self.logits = _bind_logits(self.binding, g.logits, rows, 1)
         return logits[:, -1, :]
 
     def step(self, token_ids):
-        self._run("decoder_with_past", token_ids)
+        self.cache.bind_past(self.binding)
+        self._run(token_ids)
         return self.logits[:, -1, :]
 
-    def _run(self, graph, token_ids, logits_spec=None, n=None):
-        """Bind the new tokens, the mask over every position and the cache; run `graph`.
-        Returns the logits array bound for the prefill (None for a step: it is bound
-        once)."""
-        binding = self.bindings[graph]
-        length = self.cache.length
-        total = length + token_ids.shape[1]
+    def _run(self, token_ids, keep=()):
+        """Bind the new tokens, the mask over every position and the cache's outputs; run
+        the graph (its past inputs are bound by the caller)."""
+        binding = self.binding
+        total = self.cache.length + token_ids.shape[1]
         token_ids = np.ascontiguousarray(token_ids, np.int32)
         mask = np.ascontiguousarray(self.key_mask[:, :total])
-        self.fed = (token_ids, mask)
+        self.fed = (token_ids, mask, *keep)
         binding.bind_cpu_input("token_ids", token_ids)
         binding.bind_cpu_input("padding_mask", mask)
-        logits = None
-        if logits_spec is not None:
-            logits = _bind_logits(binding, logits_spec, token_ids.shape[0], n)
-        if length:
-            self.cache.bind_past(binding)
         self.cache.bind_present(binding, total)
-        self.graphs.sessions[graph].run_with_iobinding(binding)
+        self.graphs.session.run_with_iobinding(binding)
         self.cache.advance(total)
-        return logits
 
     def reorder(self, rows):
         """Gather the rows a beam search chose (before `prefill`: the rows it repeats)."""
@@ -167,8 +169,7 @@ class DecoderOnlyStep(Step):
             self.cache.reorder(rows)
 
     def close(self):
-        for binding in self.bindings.values():
-            binding.clear_binding_inputs()
-            binding.clear_binding_outputs()
+        self.binding.clear_binding_inputs()
+        self.binding.clear_binding_outputs()
         if self.cache is not None:
             self.cache.release()

@@ -33,10 +33,10 @@ class Step:
     The seq2seq step (runtime.generation.seq2seq_step) runs the encoder and
     `decoder_model.onnx` in `prefill`, `decoder_with_past_model.onnx` in `step`, and keeps
     the cross-attention K/V as static cache entries. A decoder-only step (GPT-2, Gemma)
-    drops in next to it: `prefill` runs `decoder_model.onnx` on the prompt (position ids
-    0..n-1) writing `present.{i}.key|value` into the cache, `step` runs
-    `decoder_with_past_model.onnx` (or one merged graph) on the new token with
-    `past_key_values.{i}.key|value` bound from the cache and position id `length`; for
+    drops in next to it: one graph (`model.onnx`) for both, `prefill` running it on the
+    prompt with an empty past (0 positions) and writing `present.{i}.key|value` into the
+    cache, `step` on the new token with `past_key_values.{i}.key|value` bound from the
+    cache (positions come from the key mask inside the graph); for
     grouped-query attention the cache is sized by the number of key/value heads.
     """
 

@@ -1,5 +1,6 @@
-"""Decoder-only KV-cache export (GPT-2, Gemma): the two graphs, their names/axes/KV layout
-in the manifest, per-step validation on a left-padded batch, and the runtime Generator's
+"""Decoder-only KV-cache export (GPT-2, Gemma): the one graph (prompt with an empty past and
+steps; each weight stored once), its names/axes/KV layout in the manifest, per-step
+validation on a left-padded batch, and the runtime Generator's
 ids against the Keras `generate` (greedy and beam on strings, token ids with left and right
 padding, seeded top-k), streaming, the CLI with TensorFlow blocked, bad input."""
 
@@ -58,14 +59,11 @@ def exported(request):
 def test_manifest_graphs_names_and_axes(exported):
     _, manifest, model, _ = exported
     assert manifest["task"] == "causal_lm"
-    assert set(manifest["graphs"]) == {"decoder", "decoder_with_past"}
+    assert set(manifest["graphs"]) == {"decoder"}
     past, present = kv_names(LAYERS, "past_key_values"), kv_names(LAYERS, "present")
     assert past[:2] == ["past_key_values.0.key", "past_key_values.0.value"]
-    decoder, step = manifest["graphs"]["decoder"], manifest["graphs"]["decoder_with_past"]
-    assert decoder["file"] == "decoder_model.onnx"
-    assert step["file"] == "decoder_with_past_model.onnx"
-    assert [i["name"] for i in decoder["inputs"]] == ["token_ids", "padding_mask"]
-    assert [o["name"] for o in decoder["outputs"]] == ["logits", *present]
+    step = manifest["graphs"]["decoder"]
+    assert step["file"] == "model.onnx"
     assert [i["name"] for i in step["inputs"]] == ["token_ids", "padding_mask", *past]
     assert [o["name"] for o in step["outputs"]] == ["logits", *present]
     axes = {i["name"]: i["axes"] for i in step["inputs"] + step["outputs"]}
@@ -75,6 +73,7 @@ def test_manifest_graphs_names_and_axes(exported):
     assert axes["logits"] == ["batch_size", "sequence_length", "vocabulary_size"]
     kv, backbone = manifest["kv_cache"], model.backbone
     assert kv["past_inputs"] == kv["self_attention"] == past and kv["cross_attention"] == []
+    assert kv["present_outputs"] == {"decoder": present}
     assert kv["num_kv_heads"] == kv["num_heads"] == backbone.num_key_value_heads
     assert kv["head_dim"] == backbone.head_dim and kv["num_layers"] == LAYERS
     tok = model.preprocessor.tokenizer
@@ -109,10 +108,71 @@ def test_validation_fails_on_a_wrong_graph(gpt2, tmp_path):
     """A step graph from another model must fail validation (the check can fail)."""
     folder, _, model, _ = gpt2
     other = GPT2CausalLM.from_config(model.get_config())  # random weights
-    paths = {name: os.path.join(folder, f"{name}_model.onnx")
-             for name in ("decoder", "decoder_with_past")}
+    paths = {"decoder": os.path.join(folder, "model.onnx")}
     with pytest.raises(ValidationError, match="differs from Keras"):
         validate_causal_lm(other, paths, 1e-4, progress=lambda m: None)
+
+
+def test_one_graph_stores_each_weight_once(exported):
+    """The artifact holds one graph: its bytes are the weights' once (the two-graph layout
+    held them twice), and it serves the prompt with an empty past."""
+    folder, _, model, _ = exported
+    graphs = [f for f in os.listdir(folder) if f.endswith((".onnx", ".onnx_data"))]
+    assert graphs == ["model.onnx"]
+    import onnx
+    from onnx import numpy_helper
+
+    weights = sum(int(np.prod(v.shape)) * 4 for v in {id(v): v for v in model.weights}.values())
+    proto = onnx.load(os.path.join(folder, "model.onnx"))
+    stored = sum(numpy_helper.to_array(t).nbytes for t in proto.graph.initializer)
+    assert weights <= stored < 1.05 * weights
+
+
+def test_validation_computes_keras_first_then_opens_the_session(gpt2, monkeypatch):
+    """Every Keras reference exists before the ONNX Runtime session opens, and `release`
+    (an export freeing the Keras weights) runs in between."""
+    from exporter.specs import causal_lm
+
+    folder, _, model, _ = gpt2
+    events = []
+    calls = {"decoder": model.call_decoder, "past": model.call_decoder_with_past}
+    monkeypatch.setattr(model, "call_decoder", lambda *a: events.append("keras") or
+                        calls["decoder"](*a))
+    monkeypatch.setattr(model, "call_decoder_with_past", lambda *a: events.append("keras")
+                        or calls["past"](*a))
+    opened = causal_lm.open_session
+    monkeypatch.setattr(causal_lm, "open_session", lambda path: events.append("session")
+                        or opened(path))
+    entry = validate_causal_lm(model, {"decoder": os.path.join(folder, "model.onnx")}, 1e-4,
+                               progress=lambda m: None,
+                               release=lambda: events.append("release"))
+    assert entry["passed"]
+    assert events[-2:] == ["release", "session"] and set(events[:-2]) == {"keras"}
+    assert len(events) - 2 == sum(c["steps"] + 1 for c in entry["cases"])
+
+
+def test_old_two_graph_artifact_is_one_clear_error(gpt2, tmp_path):
+    def two_graphs(manifest):
+        entry = manifest["graphs"].pop("decoder")
+        manifest["graphs"]["decoder"] = dict(entry, file="decoder_model.onnx")
+        manifest["graphs"]["decoder_with_past"] = dict(entry,
+                                                       file="decoder_with_past_model.onnx")
+
+    with pytest.raises(ArtifactError, match="old two-graph layout.*re-export it"):
+        Generator(_edited(gpt2[0], tmp_path, two_graphs))
+
+
+def test_a_prompt_that_fills_max_length_keeps_its_tokens(exported):
+    """As keras-hub: generation starts after the shortest prompt; a row whose prompt fills
+    (or passes) max_length keeps its tokens instead of failing the whole batch."""
+    folder, _, model, _ = exported
+    model.compile(sampler="greedy")
+    prompts = ["the sun rose over the hills and the sea " * 3, "A"]
+    want = model.generate(prompts, max_length=12)
+    got = Generator(folder).generate(prompts, max_length=12, sampler="greedy")
+    assert got == want and got[1] != "A"
+    tokens = Generator(folder).pack(prompts, 12)[0]
+    assert tokens["padding_mask"][0].all()  # the long row is full: nothing to generate
 
 
 def test_greedy_text_equals_keras(exported):
