@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from exporter import convert, external_data, float16, manifest
+from exporter import convert, external_data, float16, manifest, shared_weights
 from exporter import quantize as Q
 from exporter.errors import ExportError, ValidationError
 from exporter.load import load_model, open_preset
@@ -202,6 +202,8 @@ def _export(model, preprocessor, target, output, atol, opset, source, quantize=N
             if quantize is not None:
                 entries[graph.name], quantized[graph.name] = quantize_graph(
                     paths[graph.name], graph, quantize)
+        # Every graph final: weights they share go to one data file, written once.
+        shared = shared_weights.share(tmp, [e["file"] for e in entries.values()], progress)
         if quantize is None:
             validation = spec.validate(merged, paths, atol, progress)
         else:
@@ -217,6 +219,7 @@ def _export(model, preprocessor, target, output, atol, opset, source, quantize=N
             "graphs": entries, **spec.manifest(merged, source, progress),
             **({"quantization": Q.manifest_block(quantize, quantized)} if quantize else {}),
             **({"optimization": {"level": optimize, "graphs": rewrites}} if optimize else {}),
+            **({"shared_weights": shared} if shared else {}),
             "validation": validation,
             "tokenizer": save_tokenizer(preprocessor, tokenizer, tmp),
             "versions": manifest.versions(opset),
