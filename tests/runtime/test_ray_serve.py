@@ -104,3 +104,19 @@ def test_ray_flags_need_ray_and_bad_artifacts_fail_before_ray_starts(backbone, t
     assert "no manifest.json" in result.stderr
     result = run(backbone, "--ray", "--replicas", "0")
     assert result.returncode == 2 and "--replicas must be at least 1" in result.stderr
+
+
+def test_app_builder_for_serve_run(backbone, tmp_path):
+    """`serve run runtime.server.ray_serve:app_builder artifacts=... replicas=2` builds the
+    application from string arguments, with the same checks as the CLI."""
+    from ray import serve
+
+    from runtime.artifact import ArtifactError
+    from runtime.server.ray_serve import app_builder
+
+    app = app_builder({"artifacts": backbone, "replicas": "2", "cpus_per_replica": "0.5"})
+    assert isinstance(app, serve.Application)
+    with pytest.raises(ArtifactError, match="no manifest.json"):
+        app_builder({"artifacts": str(tmp_path)})
+    with pytest.raises(ValueError, match="at least 1"):
+        app_builder({"artifacts": backbone, "replicas": "0"})
