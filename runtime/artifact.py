@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from runtime.checks import SUPPORTED_FORMAT, check_manifest, inside, int_array
+from runtime.checks import SUPPORTED_FORMAT, check_external_data, check_manifest, inside, int_array
 from runtime.errors import ArtifactError
 from runtime.session import make_session
 
@@ -50,10 +50,9 @@ class Artifact:
         self.manifest = _read_manifest(self.folder)
         self._graph_paths = {name: inside(self.folder, spec["file"], f"graph {name!r} file")
                              for name, spec in self.manifest["graphs"].items()}
-        for path in self._graph_paths.values():
-            _check_external_data(self.folder, path)
         self._tokenizer_folder = self._check_tokenizer_paths()
         self.verified = self._verify(verify)
+        self._check_external_data()
         self._sessions = {}
         self._lock = threading.Lock()  # a server's threads may ask for a graph at once
         self._tokenizer = None
@@ -120,6 +119,17 @@ class Artifact:
                                         f"manifest.json (corrupted or modified); re-export "
                                         f"or re-download the artifact")
         return mode
+
+    def _check_external_data(self):
+        """The ONNX external data every graph reads (a seq2seq artifact's shared
+        weights.onnx_data, a big graph's `<file>_data`) must stay inside the folder and be
+        a listed (verified) file: ONNX Runtime would otherwise open whatever path a graph
+        names."""
+        listed = {os.path.normpath(rel).replace(os.sep, "/") for rel in self.manifest["files"]}
+        for name, path in self._graph_paths.items():
+            if os.path.isfile(path):  # a missing graph is reported when it is opened
+                check_external_data(self.folder, self.manifest["graphs"][name]["file"],
+                                    path, listed, f"graph {name!r}")
 
     # -- manifest views ------------------------------------------------------------------
     @property
@@ -235,13 +245,6 @@ def _read_manifest(folder):
         raise ArtifactError(f"{path} is nested too deeply to be a manifest") from None
     check_manifest(manifest, path)
     return manifest
-
-
-def _check_external_data(folder, graph_path):
-    """ONNX external data beside a graph (`model.onnx_data`) must not lead out either."""
-    data = graph_path + "_data"
-    if os.path.lexists(data):
-        inside(folder, os.path.relpath(data, os.path.realpath(folder)), "external data")
 
 
 def _cast(value, name, dtype):

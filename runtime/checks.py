@@ -208,3 +208,148 @@ def int_array(values, name, high=None, allow_bool=False):
         raise ArtifactError(f"{name}: {'token id' if high is not None else 'value'} {bad} is "
                          f"out of range [{floor}, {limit})")
     return array
+
+
+# -- ONNX external data ------------------------------------------------------------------
+# Where an ONNX file can hold a TensorProto, by protobuf field number (onnx/onnx.proto):
+# enough to find every external-data reference without the onnx package, which the
+# runtime does not install. message -> {field: message it holds}.
+_SCHEMA = {
+    "model": {7: "graph", 20: "training", 25: "function"},
+    "training": {1: "graph", 2: "graph"},
+    "function": {7: "node"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse"},
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse",
+                  23: "sparse"},
+    "sparse": {1: "tensor", 2: "tensor"},
+}
+_TENSOR_NAME, _TENSOR_EXTERNAL = 8, 13  # TensorProto.name, .external_data
+_ENTRY_KEY, _ENTRY_VALUE = 1, 2  # StringStringEntryProto
+_MAX_DEPTH = 64  # subgraphs in subgraphs: deeper than any real model
+
+
+def _varint(buf, pos, end):
+    value, shift = 0, 0
+    while True:
+        if pos >= end or shift > 63:
+            raise ValueError("a truncated or malformed varint")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _fields(buf, start, end):
+    """(field number, start, end) of each length-delimited field in buf[start:end]; the
+    other wire types are skipped."""
+    pos = start
+    while pos < end:
+        key, pos = _varint(buf, pos, end)
+        wire = key & 7
+        if wire == 0:
+            _, pos = _varint(buf, pos, end)
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        elif wire == 2:
+            length, pos = _varint(buf, pos, end)
+            if pos + length > end:
+                raise ValueError("a field runs past the end of its message")
+            yield key >> 3, pos, pos + length
+            pos += length
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+    if pos != end:
+        raise ValueError("a field runs past the end of its message")
+
+
+def _tensor_reference(buf, start, end):
+    """(tensor name, {key: value} of its external_data) of a TensorProto."""
+    name, entries = "", {}
+    for field, a, b in _fields(buf, start, end):
+        if field == _TENSOR_NAME:
+            name = bytes(buf[a:b]).decode("utf-8", "replace")
+        elif field == _TENSOR_EXTERNAL:
+            key = value = ""
+            for f, c, d in _fields(buf, a, b):
+                text = bytes(buf[c:d]).decode("utf-8", "replace")
+                key, value = (text, value) if f == _ENTRY_KEY else (key, text)
+            entries[key] = value
+    return name, entries
+
+
+def _walk(buf, start, end, kind, out, depth=0):
+    if depth > _MAX_DEPTH:
+        raise ValueError("subgraphs nested too deeply")
+    if kind == "tensor":
+        name, entries = _tensor_reference(buf, start, end)
+        if entries:
+            out.append((name, entries))
+        return
+    children = _SCHEMA[kind]
+    for field, a, b in _fields(buf, start, end):
+        if field in children:
+            _walk(buf, a, b, children[field], out, depth + 1)
+
+
+def external_data_references(path):
+    """[(tensor name, {"location": ..., "offset": ..., "length": ...})] for every tensor
+    of the ONNX file at `path` that keeps its bytes in an external file. The file is
+    mapped, not read: weights stored inline are skipped over. ValueError when the file
+    is not a well-formed protobuf."""
+    import mmap
+
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise ValueError("the file is empty")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            out = []
+            _walk(buf, 0, len(buf), "model", out)
+            return out
+
+
+def check_external_data(folder, graph_file, graph_path, listed, what):
+    """Every external-data reference of the graph at `graph_path` (`graph_file`, the name
+    the manifest gives it) stays inside `folder` (relative, no '..', no symlink out, as
+    `inside`), names a file the manifest lists (so it is verified like the graphs) and
+    lies within that file. Raises one ArtifactError line otherwise."""
+    try:
+        references = external_data_references(graph_path)
+    except (ValueError, OSError) as e:
+        raise ArtifactError(f"{what} {graph_file} is not a readable ONNX model ({e}); "
+                            f"re-export the artifact") from None
+    base = os.path.dirname(graph_file.replace("\\", "/"))
+    sizes = {}
+    for name, info in references:
+        location = info.get("location")
+        where = f"{what} {graph_file} tensor {name!r}"
+        if (not isinstance(location, str) or not location or os.path.isabs(location)
+                or ".." in location.replace("\\", "/").split("/")):
+            raise ArtifactError(f"{where} keeps its data at {location!r}: external data must "
+                                f"be a relative path inside the artifact folder; refusing "
+                                f"the artifact")
+        rel = os.path.normpath(os.path.join(base, location)).replace(os.sep, "/")
+        real = inside(folder, os.path.join(base, location) if base else location,
+                      f"the external data of {where}")
+        if rel not in listed:
+            raise ArtifactError(f"{where} reads external data {location!r}, a file "
+                                f"manifest.json does not list (so it is not verified); "
+                                f"refusing the artifact")
+        if real not in sizes:
+            if not os.path.isfile(real):
+                raise ArtifactError(f"artifact file missing: {rel} (the external data of "
+                                    f"{what} {graph_file}); re-export or re-download the "
+                                    f"artifact")
+            sizes[real] = os.path.getsize(real)
+        try:  # no length: the bytes run to the end of the file
+            offset = int(info.get("offset", 0))
+            length = int(info.get("length", sizes[real] - offset))
+        except ValueError:
+            raise ArtifactError(f"{where} has an external data offset or length that is "
+                                f"not a number; re-export the artifact") from None
+        if offset < 0 or length < 0 or offset + length > sizes[real]:
+            raise ArtifactError(f"{where} reads bytes {offset}..{offset + length} of {rel}, "
+                                f"which has {sizes[real]} (truncated?); re-export or "
+                                f"re-download the artifact")
