@@ -20,9 +20,20 @@ def test_rewrites_fire_and_keep_outputs():
     ops = Counter(n.op_type for n in proto.graph.node)
     assert ops["LayerNormalization"] == 1 + 2 * 2  # embeddings + two per block
     assert ops["Gelu"] == 2
+    assert ops["MultiHeadAttention"] == 0 and ops["Softmax"] == 2  # fused only if asked
     assert ops["MatMul"] == 2 * (4 + 2) + 2 * 2  # projections, FFN, two attention products
     assert not any("Tensordot" in n.name for n in proto.graph.node if n.op_type != "MatMul")
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     x = encoder_batch(100, batch=2, length=9)
     got = session.run(None, x)[0]
     np.testing.assert_allclose(got, np.asarray(backbone(x)), atol=1e-5, rtol=0)
+
+
+def test_unknown_level_is_refused():
+    import onnx
+    import pytest
+
+    from exporter.optimize import optimize
+
+    with pytest.raises(ValueError, match="unknown optimization level 'turbo'"):
+        optimize(onnx.ModelProto(), "turbo")
