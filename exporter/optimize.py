@@ -33,9 +33,12 @@ def optimize(proto: onnx.ModelProto, level: str = "basic") -> dict:
     """Rewrite `proto` in place; returns how many of each rewrite were applied."""
     if level not in LEVELS:
         raise ValueError(f"unknown optimization level {level!r}; choose one of {LEVELS}")
+    # "fused" also takes float16 LayerNorm and GELU (Keras normalises a float16 input in
+    # float32 between Casts; its GELU constants are float16-rounded), for GPU serving.
+    half = level == "fused"
     counts = {"tensordot_to_matmul": _tensordot_to_matmul(proto.graph),
-              "layer_norm": _fuse_layer_norm(proto.graph),
-              "gelu": _fuse_gelu(proto.graph)}
+              "layer_norm": _fuse_layer_norm(proto.graph, float16=half),
+              "gelu": _fuse_gelu(proto.graph, float16=half)}
     if level == "fused":
         counts.update(fuse_attention(proto.graph))
     if (counts["gelu"] or counts.get("attention_fused")) and \
@@ -79,10 +82,10 @@ def _tensordot_to_matmul(graph):
     return count
 
 
-def _fuse_layer_norm(graph):
+def _fuse_layer_norm(graph, float16=False):
     by_name = {n.name: n for n in graph.node}
     initializers = {t.name: t for t in graph.initializer}
-    producers = _producers(graph)
+    producers, users = _producers(graph), _consumers(graph)
     count, removed, added = 0, set(), []
     for node in list(graph.node):
         if not node.name.endswith("/moments/mean"):
@@ -93,15 +96,20 @@ def _fuse_layer_norm(graph):
         if any(v is None for v in parts.values()) or node.op_type not in (
                 "GlobalAveragePool", "ReduceMean"):
             continue
-        gamma, beta = parts["Reshape"].input[0], parts["Reshape_1"].input[0]
+        x, gamma, beta = node.input[0], parts["Reshape"].input[0], parts["Reshape_1"].input[0]
+        last = parts["add_2"]
+        if float16 and gamma not in initializers:
+            x, gamma, beta, last = _float16_layer_norm(x, gamma, beta, last, initializers,
+                                                       producers, users)
         epsilon = _constant(parts["add"].input[1], initializers, producers)
         if gamma not in initializers or beta not in initializers or epsilon is None:
             continue
+        # (ONNX LayerNormalization computes mean and variance in float32: stash_type 1.)
         fused = helper.make_node(
-            "LayerNormalization", [node.input[0], gamma, beta], [parts["add_2"].output[0]],
+            "LayerNormalization", [x, gamma, beta], [last.output[0]],
             name=f"{scope}/LayerNormalization", axis=-1, epsilon=float(epsilon))
-        removed.add(id(parts["add_2"]))
-        added.append((parts["add_2"], fused))
+        removed.add(id(last))
+        added.append((last, fused))
         count += 1
     for old, new in added:  # keep topological order: the fused node replaces the last one
         index = list(graph.node).index(old)
@@ -110,15 +118,37 @@ def _fuse_layer_norm(graph):
     return count
 
 
-def _fuse_gelu(graph):
-    """x * 0.5 * (1 + erf(x * 1/sqrt2)), products in any order  =>  Gelu(x)."""
+def _float16_layer_norm(x, gamma, beta, last, initializers, producers, users):
+    """Keras' float16 LayerNorm: Cast(x) to float32, Cast(gamma), Cast(beta), the float32
+    moments, a Cast of the result back to float16. Returns the float16 x, gamma, beta and
+    the closing Cast, or Nones when the Casts are not all there."""
+    def uncast(name):
+        node = producers.get(name)
+        return node.input[0] if node is not None and node.op_type == "Cast" else None
+
+    x16, gamma16, beta16 = uncast(x), uncast(gamma), uncast(beta)
+    after = users.get(last.output[0], [])
+    close = after[0] if len(after) == 1 and after[0].op_type == "Cast" else None
+    half = onnx.TensorProto.FLOAT16
+    if None in (x16, close) or gamma16 not in initializers or beta16 not in initializers or \
+            {initializers[gamma16].data_type, initializers[beta16].data_type} != {half} or \
+            next(a.i for a in close.attribute if a.name == "to") != half:
+        return None, None, None, last
+    return x16, gamma16, beta16, close
+
+
+def _fuse_gelu(graph, float16=False):
+    """x * 0.5 * (1 + erf(x * 1/sqrt2)), products in any order  =>  Gelu(x). With `float16`
+    a float16 constant matches to float16 precision (1/sqrt2 is 0.70703125 there)."""
     initializers = {t.name: t for t in graph.initializer}
     producers, users = _producers(graph), _consumers(graph)
 
     def scalar_and_other(node, value):
         for i in (0, 1):
             c = _constant(node.input[i], initializers, producers)
-            if c is not None and abs(float(c) - value) < 1e-6:
+            tolerance = 1e-3 * abs(value) if float16 and c is not None and \
+                c.dtype == "float16" else 1e-6
+            if c is not None and abs(float(c) - value) < tolerance:
                 return node.input[1 - i]
         return None
 

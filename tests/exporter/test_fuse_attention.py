@@ -84,9 +84,16 @@ def test_fused_attention_takes_any_zero_one_mask():
 
 
 def test_fused_attention_in_float16_runs_on_cpu():
+    """float16 for GPUs gets every fusion: attention, and the LayerNorm and GELU that Keras
+    computes in float32 between Casts / with float16-rounded constants (the basic level
+    keeps leaving those as traced)."""
     backbone, fn, inputs = distil_bert("float16")
+    basic, before = trace(fn, inputs, backbone.weights, "basic")
     fused, rewrites = trace(fn, inputs, backbone.weights, "fused")
+    assert (before["layer_norm"], before["gelu"]) == (0, 0)
     assert rewrites["attention_fused"] == 2
+    assert (rewrites["layer_norm"], rewrites["gelu"]) == (1 + 2 * 2, 2)
+    assert ops(fused)["Erf"] == 0 and ops(fused)["GlobalAveragePool"] == 0
     node = next(n for n in fused.graph.node if n.op_type == "MultiHeadAttention")
     # Keras' float16-safe negative, not -1e9 (which overflows float16).
     assert next(a.f for a in node.attribute if a.name == "mask_filter_value") == -3e4
