@@ -4,7 +4,7 @@ text_classifier) as a model in a Triton Inference Server model repository:
     DIR/<name>/config.pbtxt     the onnxruntime backend, inputs/outputs with their data
                                 types and dims from manifest.json, dynamic batching and an
                                 instance group
-    DIR/<name>/1/model.onnx     a copy of the graph (and its external data, if any)
+    DIR/<name>/1/model.onnx     a copy of the graph (and the external data it reads)
 
 Triton serves tensors: clients tokenize (e.g. with this runtime's tokenizer) and pool
 themselves. The model folder is written beside its target and renamed into place, so a
@@ -23,6 +23,7 @@ import signal
 import tempfile
 
 from runtime.artifact import Artifact, ArtifactError
+from runtime.checks import external_data_references
 
 TASKS = ("backbone", "masked_lm", "text_classifier")
 # manifest dtype -> Triton data type
@@ -100,9 +101,9 @@ def write_repository(folder, repository, name=None, max_batch_size=8, instances=
     text = config_pbtxt(name, graph, static_sizes(artifact), max_batch_size, instances,
                         device, max_queue_delay_us)
     source = os.path.join(artifact.folder, graph["file"])
-    # ONNX external data (`model.onnx_data`, DESIGN.md): the graph names it, so it keeps
-    # its name beside the copy (the encoder graph is model.onnx in both places)
-    data = [f for f in artifact.manifest.get("files", {}) if f == graph["file"] + "_data"]
+    # The external data files the graph reads (`model.onnx_data`, DESIGN.md), at the
+    # relative locations it names; Artifact has checked they stay inside the artifact.
+    data = sorted({info["location"] for _, info in external_data_references(source)})
     target = os.path.join(os.path.abspath(repository), name)
     if os.path.lexists(target):
         raise FileExistsError(f"{target} exists; remove it or choose another --name "
@@ -111,9 +112,10 @@ def write_repository(folder, repository, name=None, max_batch_size=8, instances=
         version = os.path.join(content, "1")
         os.mkdir(version)
         shutil.copyfile(source, os.path.join(version, "model.onnx"))
-        for rel in data:  # external data sits beside the graph, under its own name
-            shutil.copyfile(os.path.join(artifact.folder, rel),
-                            os.path.join(version, os.path.basename(rel)))
+        here = os.path.dirname(source)
+        for location in data:  # beside the copy as beside the graph, so the graph finds it
+            os.makedirs(os.path.dirname(os.path.join(version, location)), exist_ok=True)
+            shutil.copyfile(os.path.join(here, location), os.path.join(version, location))
         with open(os.path.join(content, "config.pbtxt"), "w", encoding="utf-8") as f:
             f.write(text)
     return target

@@ -130,3 +130,38 @@ def test_generative_and_broken_artifacts_are_one_line_errors(encoders, tmp_path)
     assert result.returncode == 2 and "manifest.json" in result.stderr
     result = cli(encoders["backbone"], str(tmp_path / "repo"), "--instances", "0")
     assert result.returncode == 2 and "--instances must be at least 1" in result.stderr
+
+
+def test_external_data_is_copied_where_the_graph_reads_it(encoders, tmp_path):
+    """A graph whose weights live in an external file, at the location the graph names
+    (here in a subfolder, as a shared-weights file may be named): the copy in
+    DIR/<name>/1 loads in ONNX Runtime (as Triton's onnxruntime backend would open it) and
+    computes what the original does."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from runtime.hashing import sha256
+
+    folder = tmp_path / "big"
+    shutil.copytree(encoders["backbone"], folder)
+    model = onnx.load(str(folder / "model.onnx"))
+    (folder / "data").mkdir()
+    onnx.save_model(model, str(folder / "model.onnx"), save_as_external_data=True,
+                    location="data/weights.onnx_data")  # tensors of 1 KiB or more
+    manifest = manifest_of(folder)
+    for rel in ("model.onnx", "data/weights.onnx_data"):
+        path = str(folder / rel)
+        manifest["files"][rel] = {"sha256": sha256(path), "bytes": os.path.getsize(path)}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    version = os.path.join(write_repository(str(folder), tmp_path / "repo"), "1")
+    assert sorted(os.listdir(version)) == ["data", "model.onnx"]
+    assert filecmp.cmp(os.path.join(version, "data", "weights.onnx_data"),
+                       folder / "data" / "weights.onnx_data", shallow=False)
+    feeds = {"token_ids": np.array([[2, 5, 7, 3]], "int32"),
+             "padding_mask": np.ones((1, 4), "int32")}
+    copy = ort.InferenceSession(os.path.join(version, "model.onnx"))
+    original = ort.InferenceSession(os.path.join(encoders["backbone"], "model.onnx"))
+    feeds = {k: v for k, v in feeds.items() if k in {i.name for i in copy.get_inputs()}}
+    for got, want in zip(copy.run(None, feeds), original.run(None, feeds)):
+        np.testing.assert_allclose(got, want, atol=1e-6)
