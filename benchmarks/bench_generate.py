@@ -4,7 +4,10 @@ Hugging Face Optimum's `ORTModelForSeq2SeqLM.generate` on its own ONNX export,
 transformers/PyTorch `generate`, and a no-cache baseline that reruns decoder_model.onnx on
 the whole prefix each step. Batch 1, 64 new tokens, no early stop. Then the position
 flatness of our loop (tokens 200-256 vs 1-50 of a 256-token decode) and what one
-decoder_with_past step costs in the graph itself.
+decoder_with_past step costs in the graph itself. Last, the weights-once layout (issue 11
+item 4): artifact bytes against the checkpoint's, and serving memory (RSS and PSS of a
+process holding a Generator, from /proc/PID/smaps_rollup) and ms per token, for an
+artifact with each graph self-contained (before) and with weights.onnx_data (after).
 
     python benchmarks/bench_generate.py                  # builds everything in --workdir
     python benchmarks/bench_generate.py --optimum-python /tmp/optimum-venv/bin/python
@@ -387,6 +390,90 @@ def op_profile(path, past=64, runs=20):
     return dict(sorted(by_op.items(), key=lambda kv: -kv[1]))
 
 
+# -- weights stored once: bytes, serving memory ------------------------------------------
+SERVE_SCRIPT = r"""
+import json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+from runtime.generator import Generator
+folder, new_tokens, prompt = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+
+def rollup():
+    fields = {}
+    for line in open("/proc/self/smaps_rollup"):
+        parts = line.split()
+        if parts[-1] == "kB":  # the first line names the mapping
+            fields[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    return fields
+
+gen = Generator(folder)
+x, _, _ = gen.pack(prompt, max_length=2 + new_tokens)
+gen.generate(x, sampler="greedy", stop_token_ids=None)  # every graph run: pages touched
+memory = rollup()
+times = []
+for _ in range(5):
+    t = time.perf_counter()
+    gen.generate(x, sampler="greedy", stop_token_ids=None)
+    times.append(time.perf_counter() - t)
+print(json.dumps({"rss": memory["Rss"], "pss": memory["Pss"], "anonymous": memory["Anonymous"],
+                  "file_backed": memory["Rss"] - memory["Anonymous"],
+                  "seconds": statistics.median(times)}))
+"""
+
+
+def export_self_contained(hf_dir, folder):
+    """The layout before weights were shared: each graph self-contained (the share pass
+    skipped), for the before/after lines."""
+    if not os.path.isfile(os.path.join(folder, "manifest.json")):
+        from unittest import mock
+
+        from exporter.export import export_preset
+
+        log("exporting the self-contained layout (before) ...")
+        with mock.patch("exporter.shared_weights.share", return_value=None):
+            export_preset(hf_dir, output=folder)
+    return folder
+
+
+def artifact_bytes(folder):
+    with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as f:
+        files = json.load(f)["files"]
+    return sum(info["bytes"] for info in files.values())
+
+
+def serving(folder, new_tokens):
+    """RSS, PSS, anonymous and file-backed bytes, and the median seconds per generate, of a
+    fresh process serving `folder` with a Generator."""
+    out = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, REPO, folder, str(new_tokens),
+                          PROMPT], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"serving {folder} failed: {out.stderr.strip()[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def weights_once(hf_dir, after, workdir, new_tokens):
+    """Lines: checkpoint, before and after bytes; serving RSS / PSS / ms per token."""
+    before = export_self_contained(hf_dir, os.path.join(workdir, "artifact_self_contained"))
+    checkpoint = os.path.getsize(os.path.join(hf_dir, "model.safetensors"))
+    print(f"\nweights once: checkpoint model.safetensors {checkpoint / 1e6:.1f} MB")
+    rows = {}
+    for name, folder in (("before (self-contained graphs)", before),
+                         ("after (weights.onnx_data)", after)):
+        size = artifact_bytes(folder)
+        print(f"{name:32} artifact {size / 1e6:7.1f} MB = {size / checkpoint:.2f}x the "
+              "checkpoint")
+        rows[name] = folder
+    results = {name: [] for name in rows}
+    for _ in range(2):  # processes alternate, so load drifts hit both alike
+        for name, folder in rows.items():
+            results[name].append(serving(folder, new_tokens))
+    for name, runs in results.items():
+        m = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(f"{name:32} serving RSS {m['rss'] / 2**20:6.0f} MiB, PSS "
+              f"{m['pss'] / 2**20:6.0f} MiB (anonymous {m['anonymous'] / 2**20:.0f}, "
+              f"file-backed {m['file_backed'] / 2**20:.0f}), "
+              f"{m['seconds'] * 1000 / new_tokens:.2f} ms/token")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--workdir", default=os.path.join(REPO, "artifacts", "bench_generate"))
@@ -395,7 +482,7 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--optimum-python", default="/tmp/optimum-venv/bin/python")
     p.add_argument("--skip", default="", help="comma list: keras,keras_hub,torch,optimum,"
-                                              "no_cache,flat,graph,profile")
+                                              "no_cache,flat,graph,profile,memory")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     os.makedirs(args.workdir, exist_ok=True)
@@ -462,6 +549,8 @@ def main():
         for name, cost in graph_step_costs(graphs).items():
             print(f"{name} decoder_with_past alone (session.run, batch 1): " + ", ".join(
                 f"past {k}: {v:.2f} ms" for k, v in cost.items()))
+    if "memory" not in skip:
+        weights_once(hf_dir, artifact, args.workdir, n)
     if "profile" not in skip:
         for name, path in graphs.items():
             profile = op_profile(path)
