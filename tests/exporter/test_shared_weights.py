@@ -168,3 +168,27 @@ def test_runtime_serves_the_shared_layout(bart):
     model = BartSeq2SeqLM.from_preset(os.path.join(os.path.dirname(folder), "preset"))
     model.compile(sampler="greedy")
     assert got == model.generate(texts, max_length=10)
+
+
+def test_quantized_seq2seq_shares_its_int8_weights(bart, tmp_path):
+    """Sharing runs after quantization: both decoder graphs read the same int8 kernels."""
+    from exporter.export import export_preset
+
+    preset = os.path.join(os.path.dirname(bart[0]), "preset")
+    folder = tmp_path / "int8"
+    manifest = export_preset(preset, output=str(folder), quantize="int8")
+    assert manifest["shared_weights"]["file"] == sw.DATA_FILE
+    first = references(folder / "decoder_model.onnx")
+    cached = references(folder / "decoder_with_past_model.onnx")
+    int8 = {name for name, tensor in _initializers(folder / "decoder_model.onnx").items()
+            if tensor.data_type == TensorProto.INT8 and name in first}
+    assert int8 and all(first[name] == cached[name] for name in int8 & set(cached))
+    offsets = [(info["offset"], info["length"]) for f in ("encoder_model.onnx",
+               "decoder_model.onnx", "decoder_with_past_model.onnx")
+               for info in references(folder / f).values()]
+    assert len(set(offsets)) == manifest["shared_weights"]["tensors"]
+
+
+def _initializers(path):
+    proto = onnx.load(str(path), load_external_data=False)
+    return {t.name: t for t in proto.graph.initializer}
