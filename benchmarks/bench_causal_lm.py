@@ -390,41 +390,58 @@ def flatness(ours, ids, tokens=256):
     return float(np.mean(steps[0:49])), float(np.mean(steps[198:255]))
 
 
-def matmul_bandwidth(folder, k=2048, n=262144, runs=15):
-    """GB/s of one batch-1 fp32 MatMul (1 x k) x (k x n) whose (k x n) weight (2 GiB by
-    default) is an initializer in external data, as a model's weights are; ONNX Runtime's
-    default threads. Median of `runs`."""
+def matmul_model(folder, k=2048, n=262144, transposed=False):
+    """A one-MatMul ONNX model (1 x k) x (k x n) whose 2 GiB weight is an initializer in
+    external data, as a model's weights are. `transposed`: the weight is stored (n x k)
+    and fed through a Transpose, which ONNX Runtime fuses into FusedMatMul(transB), the
+    way a tied lm head over the embedding table comes out of the export."""
     import onnx
-    import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    path = os.path.join(folder, "matmul.onnx")
+    os.makedirs(folder, exist_ok=True)
+    data = os.path.join(folder, "matmul.onnx_data")
+    if not os.path.isfile(data):  # written straight out: 2 GiB does not fit a protobuf
+        np.random.default_rng(0).standard_normal((k, n), dtype=np.float32).tofile(data)
+    path = os.path.join(folder, "matmul_t.onnx" if transposed else "matmul.onnx")
     if not os.path.isfile(path):
-        os.makedirs(folder, exist_ok=True)
-        # Written straight to the data file: a 2 GiB tensor does not fit in a protobuf.
-        weight = np.random.default_rng(0).standard_normal((k, n), dtype=np.float32)
-        weight.tofile(os.path.join(folder, "matmul.onnx_data"))
-        del weight
-        tensor = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[k, n])
+        tensor = TensorProto(name="w", data_type=TensorProto.FLOAT,
+                             dims=[n, k] if transposed else [k, n])
         tensor.data_location = TensorProto.EXTERNAL
         for key, value in (("location", "matmul.onnx_data"), ("length", str(k * n * 4))):
             tensor.external_data.add(key=key, value=value)
+        nodes = [helper.make_node("MatMul", ["x", "wt" if transposed else "w"], ["y"])]
+        if transposed:
+            nodes.insert(0, helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]))
         graph = helper.make_graph(
-            [helper.make_node("MatMul", ["x", "w"], ["y"])], "floor",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, k])],
+            nodes, "floor", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, k])],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n])], [tensor])
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
                                   ir_version=8)  # what every ONNX Runtime reads
         onnx.save_model(model, path)
-    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(1).standard_normal((1, k), dtype=np.float32)
-    session.run(None, {"x": x})
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
+    return path, k * n * 4
+
+
+def matmul_bandwidth(folder, runs=15, layouts=(False,)):
+    """GB/s of batch-1 fp32 MatMuls over 2 GiB of weights (`matmul_model`), one per
+    layout (False: plain (k x n) weight; True: transposed), timed alternately; ONNX
+    Runtime's default threads; medians of `runs`."""
+    import onnxruntime as ort
+
+    sessions, times = {}, {}
+    for layout in layouts:
+        path, size = matmul_model(folder, transposed=layout)
+        sessions[layout] = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        times[layout] = []
+    x = np.random.default_rng(1).standard_normal((1, 2048), dtype=np.float32)
+    for session in sessions.values():
         session.run(None, {"x": x})
-        times.append(time.perf_counter() - t)
-    return k * n * 4 / statistics.median(times) / 1e9
+    for _ in range(runs):
+        for layout, session in sessions.items():
+            t = time.perf_counter()
+            session.run(None, {"x": x})
+            times[layout].append(time.perf_counter() - t)
+    rates = [size / statistics.median(times[layout]) / 1e9 for layout in layouts]
+    return rates if len(layouts) > 1 else rates[0]
 
 
 def gemma_step_bytes(config):
@@ -479,8 +496,22 @@ def step_profile(artifact, past=64, runs=10, top=8):
         entry = nodes.setdefault(name, [op, 0.0, int(e["args"].get("parameter_size", 0))])
         entry[1] += e["dur"] / steps / 1000
     total = sum(by_op.values())
+    weights = node_weight_bytes(os.path.join(artifact, graph["file"]))
+    for name, entry in nodes.items():  # prepacked weights show no parameter_size
+        entry[2] = entry[2] or weights.get(name, 0)
     slowest = sorted(nodes.items(), key=lambda kv_: -kv_[1][1])[:top]
     return total, dict(sorted(by_op.items(), key=lambda kv_: -kv_[1])), slowest
+
+
+def node_weight_bytes(path):
+    """node name -> bytes of the initializers it reads, from the graph file (its weights
+    stay on disk)."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)
+    sizes = {t.name: int(np.prod(t.dims)) * onnx.helper.tensor_dtype_to_np_dtype(
+        t.data_type).itemsize for t in model.graph.initializer}
+    return {node.name: sum(sizes.get(i, 0) for i in node.input) for node in model.graph.node}
 
 
 def print_profile(label, profile):
@@ -547,7 +578,11 @@ def bench_gemma(args):
     config = dict(GEMMA_2B, num_hidden_layers=layers)
     hf = build_gemma(os.path.join(work, f"gemma{layers}l_hf"), layers)
     floor_dir = os.path.join(work, "matmul_floor")
-    bandwidth = [matmul_bandwidth(floor_dir)]
+    plain, transposed = matmul_bandwidth(floor_dir, layouts=(False, True))
+    print(f"\nbatch-1 fp32 MatMul over 2 GiB of weights: plain (1x2048)x(2048x262144) "
+          f"{plain:.1f} GB/s; the weight stored (262144x2048) behind a Transpose (a tied lm "
+          f"head's layout, FusedMatMul transB): {transposed:.1f} GB/s")
+    bandwidth = [plain]
     variants = [("fp32", ())]
     if args.int4:
         variants.append(("int4", ("--quantize", "int4")))
