@@ -25,6 +25,7 @@ import onnx
 from onnx import TensorProto
 
 from exporter import external_data as ext
+from exporter.errors import ExportError
 
 DATA_FILE = "weights.onnx_data"
 INLINE_BELOW = ext.INLINE_BELOW  # scalars and shape constants stay in the graph
@@ -48,6 +49,10 @@ def share(folder, files, progress=None, data_file=DATA_FILE):
         return None
     if progress is not None:
         progress(f"storing the weights of {len(files)} graphs once, in {data_file}")
+    if os.path.lexists(os.path.join(folder, data_file)):  # a graph's own data file
+        raise ExportError(f"cannot share the weights of {', '.join(files)}: {data_file} "
+                          "already exists in the artifact (a graph named "
+                          f"{data_file[:-len('_data')]}?)")
     store = _Store(os.path.join(folder, data_file), data_file)
     previous = set()
     try:

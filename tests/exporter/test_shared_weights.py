@@ -112,6 +112,17 @@ def test_a_single_graph_is_left_alone(tmp_path):
     assert (tmp_path / "model.onnx").read_bytes() == before
 
 
+def test_an_existing_data_file_is_never_overwritten(tmp_path):
+    from exporter.errors import ExportError
+
+    for f in ("a.onnx", "weights.onnx"):
+        onnx.save_model(graph(W[:1]), str(tmp_path / f))
+    (tmp_path / sw.DATA_FILE).write_bytes(b"a graph's own data")
+    with pytest.raises(ExportError, match="already exists"):
+        sw.share(str(tmp_path), ["a.onnx", "weights.onnx"])
+    assert (tmp_path / sw.DATA_FILE).read_bytes() == b"a graph's own data"
+
+
 # -- a seq2seq export ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bart(tmp_path_factory):
