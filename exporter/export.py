@@ -10,6 +10,7 @@ their names and axes, how to validate them and what the manifest gets.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import sys
@@ -115,7 +116,8 @@ def export_model(model, output, preprocessor=None, overwrite=False, atol=None,
             it computes; load or build it in another dtype to change it).
         quantize: "int8": dynamic int8 MatMul / Gemm weights (exporter/quantize.py),
             validated by the quality gate instead of atol; "int8-ffn-float": the same but
-            the FFN output projections (reading GELU's output) stay float32.
+            the FFN output projections (reading GELU's output) stay float32; "int4"
+            (causal LMs): weight-only 4-bit MatMulNBits blocks.
         gate: the gate's limits for a quantized export (a `GateLimits`; default
             `GateLimits()`).
         optimize: graph rewrites, "basic" (default: Tensordot, LayerNorm, GELU clean-up) or
@@ -187,11 +189,12 @@ def _export(model, preprocessor, target, output, atol, opset, source, quantize=N
     merged = merged_copy(model)  # LoRA folded into the kernels: the base model's graph
     if quantize is not None:
         Q.check_mode(quantize, compute)
+        Q.check_task(quantize, spec.task)
         if "gate" not in inspect.signature(spec.validate).parameters:
             raise ExportError(f"--quantize {quantize} is not supported for {spec.task} yet "
                               "(its export spec has no quality gate)")
         Q.check_size(external_data.weights_bytes(merged.weights), external_data.LIMIT_BYTES)
-        gate = gate or GateLimits()
+        gate = dataclasses.replace(gate or GateLimits(), mode=quantize)
     with target as tmp:  # published whole at the end, or nothing is
         entries, paths, quantized, rewrites = {}, {}, {}, {}
         for graph in spec.graphs(merged):
@@ -260,8 +263,9 @@ def write_graph(graph, folder, opset, optimize="basic", rewrites=None):
 
 
 def quantize_graph(path, graph, mode):
-    """int8 weights for the graph at `path` (in place); its manifest entry and counts."""
-    progress(f"quantizing {graph.file} to int8 (dynamic, per-channel MatMul / Gemm weights)")
+    """Quantized weights for the graph at `path` (in place); its manifest entry and counts."""
+    progress(f"quantizing {graph.file} to int4 (MatMulNBits, blocks of 32)" if mode == "int4"
+             else f"quantizing {graph.file} to int8 (dynamic, per-channel MatMul / Gemm weights)")
     proto, counts = Q.quantize_file(path, mode)
     return manifest.graph_entry(graph.file, proto, graph.axes), counts
 

@@ -1,16 +1,33 @@
-"""`--quantize int8`: dynamic int8 weights for the MatMul / Gemm weights of every graph.
+"""`--quantize int8`: dynamic int8 weights for the MatMul / Gemm weights of every graph;
+`--quantize int4`: weight-only 4-bit blocks (`MatMulNBits`) for causal LM graphs.
 
 What Optimum's avx512_vnni dynamic configuration writes, done by ONNX Runtime's own
 quantizer: each MatMul / Gemm whose weight is a constant (an initializer) gets int8
 weights with a scale per output channel (symmetric, per-channel), and its activations are
 quantized to uint8 at run time (`DynamicQuantizeLinear` + `MatMulInteger`, which ONNX
 Runtime fuses into `DynamicQuantizeMatMul` when it loads the graph). Attention's
-activation x activation MatMuls, embeddings (Gather), LayerNorm and biases stay float32.
+activation x activation MatMuls, embeddings (Gather), LayerNorm and biases stay float32,
+and so do the FFN output projections of the first half of the layers (`kept_float`: the
+cheapest set that brings all-MiniLM-L6-v2 to the issue's embedding target; measured below).
 
 The quantizer has to know which tensors are float: our graphs type ONNX Runtime's fused
 `Gelu` output themselves (exporter/optimize.py), since ONNX shape inference knows no
 com.microsoft op. Quantized graphs are checked by the quality gate
 (exporter/quality_gate.py), not by atol.
+
+int4 is what onnxruntime-genai's model builder writes for CPU, done by ONNX Runtime's
+`MatMulNBitsQuantizer`: every MatMul with a constant weight becomes a com.microsoft
+`MatMulNBits` with symmetric 4-bit weights in blocks of 32 along the input axis (one
+float32 scale per block, round to nearest), accuracy_level 4 (on CPU, activations are
+quantized to int8 per block inside the kernel). Activations otherwise stay float32.
+
+Both quantizers only see weights that are initializers. Two of our projections are
+computed from initializers in the graph instead: the tied lm head of GPT-2 / Gemma / BART
+reads `Transpose(token_embedding)`, and GPT-2's fused q/k/v projection reads
+`Concat(Mul(query_kernel, scale), key_kernel, value_kernel)`. `fold_constant_weights`
+evaluates such a weight once, at export, into an initializer, so they are quantized too
+(the float embedding stays for the token lookup: the lm head gets its own quantized copy,
+as in the builder's default).
 """
 
 from __future__ import annotations
@@ -19,16 +36,29 @@ import logging
 import os
 from collections import Counter
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from exporter.errors import ExportError
 
-# "int8-ffn-float": as "int8", but the MatMuls that read GELU's output (the FFN output
-# projections) stay float32: their inputs have outliers that one uint8 scale per tensor
-# resolves badly (all-MiniLM-L6-v2: embedding cosine 0.994 -> 0.996, ~1.5x int8's time).
-MODES = ("int8", "int8-ffn-float")
+# The MatMuls that read GELU's output (the FFN output projections) have inputs with
+# outliers that one uint8 scale per tensor resolves badly, and an error made early is
+# carried through every later layer. Measured on all-MiniLM-L6-v2 (64 sentences of
+# benchmarks/bench_quantize.py, embedding cosine vs float32, mean): every MatMul int8 0.9933;
+# per-tensor weights 0.9659; reduce_range 0.9923; uint8 weights 0.9936; keeping one MatMul
+# float gains at most 0.0014 (layer 0's FFN output), an attention projection <= 0.0005;
+# the FFN outputs of the first half of the layers float 0.9959 (the default "int8"); all
+# of them float 0.9962 ("int8-ffn-float", slower).
+MODES = ("int8", "int8-ffn-float", "int4")
 GELU_OPS = ("Gelu", "FastGelu", "BiasGelu")
 OP_TYPES = ["MatMul", "Gemm"]
+# onnxruntime-genai's builder defaults for int4 on CPU (builder.py's quant_attrs["int4"]).
+INT4 = {"block_size": 32, "is_symmetric": True, "accuracy_level": 4}
+INT4_TASKS = ("causal_lm",)
+# Ops a constant weight may be computed with in our graphs (see the module docstring).
+FOLDABLE = {"Transpose", "Concat", "Mul", "Reshape", "Identity", "Cast", "Squeeze",
+            "Unsqueeze", "Constant"}
 
 
 def check_mode(mode, dtype):
@@ -43,10 +73,17 @@ def check_mode(mode, dtype):
     return mode
 
 
+def check_task(mode, task):
+    """Refuse int4 for a task it is not made for, before any conversion."""
+    if mode == "int4" and task not in INT4_TASKS:
+        raise ExportError(f"--quantize int4 is for causal LMs (task causal_lm), not {task}; "
+                          "use --quantize int8")
+
+
 def check_size(weights_bytes, limit):
     """Refuse models whose float32 graph needs external data (over 2 GB): untested."""
     if weights_bytes > limit:
-        raise ExportError(f"--quantize int8 supports models under 2 GB of float32 weights; "
+        raise ExportError(f"--quantize supports models under 2 GB of float32 weights; "
                           f"this one has {weights_bytes / 1e9:.1f} GB (export it without "
                           "--quantize)")
 
@@ -58,39 +95,161 @@ def after_gelu(proto):
     return [n.name for n in proto.graph.node if n.op_type in OP_TYPES and n.input[0] in gelu]
 
 
-def quantize_file(path, mode="int8"):
-    """Quantize the graph at `path` in place; returns the counts the manifest records."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def kept_float(proto, mode):
+    """The MatMuls an int8 graph keeps float32: those after a fused GELU (graph order is
+    layer order), in the first half of the layers for "int8", all for "int8-ffn-float"."""
+    gelu_fed = after_gelu(proto)
+    return gelu_fed if mode == "int8-ffn-float" else gelu_fed[:(len(gelu_fed) + 1) // 2]
 
+
+def quantize_file(path, mode="int8"):
+    """Quantize the graph at `path` in place; returns (proto, the counts the manifest
+    records)."""
     before = onnx.load(path)
     floats = sum(t.ByteSize() for t in before.graph.initializer)
-    exclude = after_gelu(before) if mode == "int8-ffn-float" else []
+    folded = fold_constant_weights(before)
+    if mode == "int4":
+        after, exclude = _int4(before), []
+    else:
+        after, exclude = _int8(before, path, mode)
+    _drop_inferred_types(after.graph)
+    onnx.save_model(after, path)
+    ops = Counter(n.op_type for n in after.graph.node)
+    kind = "int4" if mode == "int4" else "int8"
+    return after, {
+        "quantized_matmuls": (ops["MatMulNBits"] if mode == "int4" else
+                              ops["MatMulInteger"] + ops["DynamicQuantizeMatMul"]),
+        "float_matmuls": ops["MatMul"] + ops["Gemm"],
+        "kept_float": len(exclude),
+        "folded_weights": folded,
+        "initializer_bytes": {"float32": floats,
+                              kind: sum(t.ByteSize() for t in after.graph.initializer)},
+    }
+
+
+def _int8(proto, path, mode):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    exclude = kept_float(proto, mode)
     if mode == "int8-ffn-float" and not exclude:
         raise ExportError(f"--quantize int8-ffn-float keeps the MatMuls after a fused GELU in "
                           f"float, and {os.path.basename(path)} has none (an unfused or gated "
                           "GELU); use --quantize int8")
     tmp = path + ".int8"
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)  # its advice to run ORT's pre-processing first
-    try:
+    with _quiet():  # its advice to run ORT's pre-processing first
         quantize_dynamic(
-            before, tmp, op_types_to_quantize=OP_TYPES, per_channel=True,
+            proto, tmp, op_types_to_quantize=OP_TYPES, per_channel=True,
             reduce_range=False, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
             extra_options={"MatMulConstBOnly": True})
-    finally:
-        logging.disable(previous)
     after = onnx.load(tmp)
     os.remove(tmp)
-    _drop_inferred_types(after.graph)
-    onnx.save_model(after, path)
-    ops = Counter(n.op_type for n in after.graph.node)
-    return after, {
-        "quantized_matmuls": ops["MatMulInteger"] + ops["DynamicQuantizeMatMul"],
-        "float_matmuls": ops["MatMul"] + ops["Gemm"],
-        "kept_float": len(exclude),
-        "initializer_bytes": {"float32": floats,
-                              "int8": sum(t.ByteSize() for t in after.graph.initializer)},
-    }
+    return after, exclude
+
+
+def _int4(proto):
+    """MatMulNBits for every MatMul with a constant 2-D weight (the quantizer skips the
+    others: attention's activation x activation MatMuls)."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    with _quiet():
+        quantizer = MatMulNBitsQuantizer(proto, bits=4, op_types_to_quantize=("MatMul",),
+                                         **INT4)
+        quantizer.process()
+    return quantizer.model.model
+
+
+class _quiet:
+    """ONNX Runtime's quantizers log advice and per-node progress at INFO / WARNING."""
+
+    def __enter__(self):
+        self.previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+
+    def __exit__(self, *exc):
+        logging.disable(self.previous)
+
+
+def fold_constant_weights(proto):
+    """Replace each MatMul / Gemm weight that the graph computes from initializers alone
+    (through `FOLDABLE` ops) by an initializer holding its value; drop the nodes no
+    longer read. Returns how many weights were folded."""
+    graph = proto.graph
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    init = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    folded = 0
+    for node in [n for n in graph.node if n.op_type in OP_TYPES]:
+        weight = node.input[1]
+        if weight in init:
+            continue
+        nodes = _constant_subgraph(weight, producer, init)
+        if nodes is None:
+            continue
+        value = _evaluate(nodes, weight, init, graph, opset)
+        graph.initializer.append(numpy_helper.from_array(value, weight))
+        init[weight] = graph.initializer[-1]
+        graph.node.remove(producer.pop(weight))  # the initializer is the tensor now
+        folded += 1
+    if folded:
+        _drop_unread(graph)
+    return folded
+
+
+def _constant_subgraph(name, producer, init):
+    """The nodes computing `name` from initializers only (in graph order), or None."""
+    seen, stack = {}, [name]
+    while stack:
+        tensor = stack.pop()
+        if tensor in init or tensor == "":
+            continue
+        node = producer.get(tensor)
+        if node is None or node.op_type not in FOLDABLE or node.domain not in ("", "ai.onnx"):
+            return None  # a graph input, or computed by something we do not fold
+        if id(node) not in seen:
+            seen[id(node)] = node
+            stack.extend(node.input)
+    return [n for n in producer.values() if id(n) in seen]
+
+
+def _evaluate(nodes, name, init, graph, opset):
+    """The value of tensor `name`, computed by `nodes` over the initializers."""
+    from onnx.reference import ReferenceEvaluator
+
+    order = {id(n): i for i, n in enumerate(graph.node)}
+    nodes = sorted({id(n): n for n in nodes}.values(), key=lambda n: order[id(n)])
+    leaves = {i for n in nodes for i in n.input if i in init}
+    sub = onnx.helper.make_graph(
+        nodes, "fold", [], [onnx.helper.make_empty_tensor_value_info(name)],
+        initializer=[init[i] for i in leaves])
+    model = onnx.helper.make_model(sub, opset_imports=[
+        onnx.helper.make_opsetid("", opset)])
+    return np.asarray(ReferenceEvaluator(model).run(None, {})[0])
+
+
+def _drop_unread(graph):
+    """Remove nodes whose outputs nothing reads, then initializers nothing reads."""
+    outputs = {o.name for o in graph.output}
+    while True:
+        read = {i for n in graph.node for i in _inputs(n)} | outputs
+        dead = [n for n in graph.node if not any(o in read for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    read = {i for n in graph.node for i in _inputs(n)} | outputs
+    keep = [t for t in graph.initializer if t.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+
+
+def _inputs(node):
+    """Every tensor a node reads, in its subgraphs (If / Loop bodies) too."""
+    names = list(node.input)
+    for attr in node.attribute:
+        for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+            for inner in sub.node:
+                names.extend(_inputs(inner))
+    return names
 
 
 def _drop_inferred_types(graph):
@@ -106,8 +265,18 @@ def manifest_block(mode, per_graph):
     """The manifest's "quantization" block: the method and what each graph got."""
     import onnxruntime
 
+    tool = f"onnxruntime.quantization {onnxruntime.__version__}"
+    if mode == "int4":
+        return {"mode": mode, "method": "weight-only", "op_types": ["MatMul"],
+                "operator": "com.microsoft MatMulNBits", **INT4, "bits": 4,
+                "weights": f"int4, symmetric, blocks of {INT4['block_size']} along the "
+                           "input axis, one float32 scale per block (round to nearest)",
+                "activations": "float32 (accuracy_level 4: int8 per block inside the "
+                               "kernel on CPU)",
+                "tool": tool, "graphs": per_graph}
     return {"mode": mode, "method": "dynamic", "op_types": list(OP_TYPES),
+            "kept_float": ("the FFN output projections (after a fused GELU)" +
+                           (" of the first half of the layers" if mode == "int8" else "")),
             "weights": "int8, symmetric, one scale per output channel",
             "activations": "uint8, one scale per tensor, computed at run time",
-            "tool": f"onnxruntime.quantization {onnxruntime.__version__}",
-            "graphs": per_graph}
+            "tool": tool, "graphs": per_graph}
