@@ -57,7 +57,7 @@ MODELS = {
         vocabulary_size=50257, num_layers=12, num_heads=12, hidden_dim=768,
         intermediate_dim=3072, max_sequence_length=1024)},
 }
-SHAPES = ((1, 128), (8, 128), (32, 512))  # (batch, length) timed; the last one checked too
+SHAPES = "1x128,8x128,32x512"  # (batch x length) timed and checked
 
 
 def parse_args(argv=None):
@@ -68,6 +68,8 @@ def parse_args(argv=None):
                    help=f"comma-separated, from {', '.join(MODELS)}")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed runs per shape (default 50 on CUDA, 3 in a dry run)")
+    p.add_argument("--shapes", default=SHAPES, help=f"batch x length, comma-separated "
+                   f"(default {SHAPES})")
     p.add_argument("--no-basic", action="store_true",
                    help="skip the float16 --optimize basic artifact and its timings")
     p.add_argument("--atol", type=float, default=5e-2,
@@ -80,6 +82,12 @@ def parse_args(argv=None):
     unknown = [m for m in args.models.split(",") if m not in MODELS]
     if unknown:
         p.error(f"unknown --models {unknown}; choose from {', '.join(MODELS)}")
+    try:
+        args.shapes = [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",")]
+    except ValueError:
+        p.error(f"--shapes takes batch x length pairs like {SHAPES}, not {args.shapes!r}")
+    if any(len(s) != 2 or min(s) < 1 for s in args.shapes):
+        p.error(f"--shapes takes batch x length pairs like {SHAPES}, not {args.shapes!r}")
     return args
 
 
@@ -260,7 +268,7 @@ def check_model(name, entry, folders, provider, args):
     ok = True
     print(f"  {'shape':>8} " + " ".join(f"{label + ' ms':>15}" for label in candidates)
           + f" {'fp16 fused vs fp32 CPU':>34}")
-    for batch, length in SHAPES:
+    for batch, length in args.shapes:
         x, mask = inputs_for(reference, batch, length, entry["config"]["vocabulary_size"],
                              rng)
         want = dict(zip([o.name for o in reference.get_outputs()], reference.run(None, x)))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 MS_DOMAIN = "com.microsoft"
@@ -41,8 +42,8 @@ def fuse_attention(graph) -> dict:
     casts = {}  # mask graph input -> its int32 name (one Cast shared by all layers)
     fused, unfused, added, typed = 0, 0, [], []
     for softmax in list(graph.node):
-        if softmax.op_type != "Softmax" or not _last_axis(softmax):
-            continue
+        if softmax.op_type != "Softmax" or not _scores_of_matmul(softmax, prods, consts):
+            continue  # not attention (a classifier's softmax, say): not counted
         match = _match(softmax, prods, users, consts, inputs)
         if match is None:
             unfused += 1
@@ -81,10 +82,18 @@ class _Constants:
         self.initializers = {t.name: t for t in graph.initializer}
         self.prods = prods
 
+    def known(self, name):
+        """Whether `name` is a constant (read without loading its values)."""
+        node = self.prods.get(name)
+        return name in self.initializers or (node is not None and node.op_type == "Constant")
+
     def get(self, name):
         return constant_array(name, self.initializers, self.prods)
 
     def scalar(self, name):
+        tensor = self.initializers.get(name)
+        if tensor is not None and int(np.prod(tensor.dims)) != 1:
+            return None  # a weight: not read (it may be external data)
         value = self.get(name)
         return None if value is None or value.size != 1 else float(value.reshape(-1)[0])
 
@@ -97,9 +106,22 @@ class _Constants:
             node.op_type == "Constant" else None
 
 
-def _last_axis(softmax):
+def _scores_of_matmul(softmax, prods, consts):
+    """A softmax over the last axis of a product of two activations (QK^T, perhaps plus a
+    bias or scaled): the shape of attention, fused or not. A Dense layer's softmax (a
+    MatMul by a weight) is not."""
+    def activations_product(name):
+        node = prods.get(name)
+        return node is not None and node.op_type == "MatMul" and all(
+            not consts.known(i) for i in node.input)
+
     axis = next((a.i for a in softmax.attribute if a.name == "axis"), -1)
-    return axis in (-1, 3)
+    node = prods.get(softmax.input[0])
+    if axis not in (-1, 3) or node is None:
+        return False
+    if node.op_type in ("Add", "Mul"):
+        return any(activations_product(i) for i in node.input)
+    return activations_product(softmax.input[0])
 
 
 def _match(softmax, prods, users, consts, inputs):
@@ -192,7 +214,8 @@ def _key_padding_mask(name, prods, consts, inputs):
     if sub is None or sub.op_type != "Sub" or negative is None or negative > -1e3 or \
             consts.scalar(sub.input[0]) != 1.0:
         return None, None
-    node, axes = prods.get(sub.input[1]), []
+    source, axes = sub.input[1], []
+    node = prods.get(source)
     while node is not None and node.op_type in ("Cast", "Unsqueeze"):
         if node.op_type == "Unsqueeze":
             value = consts.get(node.input[1]) if len(node.input) > 1 else None

@@ -181,3 +181,14 @@ def test_cli_optimize_fused(keras_hub_presets, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "exporter", "--preset", "x", "--optimize",
                           "turbo"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice: 'turbo'" in bad.stderr
+
+
+def test_a_softmax_that_is_not_attention_is_not_counted():
+    import keras
+
+    dense = keras.layers.Dense(5)
+    dense.build((None, 8))
+    proto, rewrites = trace(lambda x: {"p": keras.ops.softmax(dense(x["x"]))},
+                            {"x": ("float32", 2)}, dense.weights, "fused")
+    assert ops(proto)["Softmax"] == 1
+    assert rewrites["attention_fused"] == 0 and rewrites["attention_unfused"] == 0
