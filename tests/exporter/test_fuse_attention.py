@@ -192,3 +192,17 @@ def test_a_softmax_that_is_not_attention_is_not_counted():
                             {"x": ("float32", 2)}, dense.weights, "fused")
     assert ops(proto)["Softmax"] == 1
     assert rewrites["attention_fused"] == 0 and rewrites["attention_unfused"] == 0
+
+
+def test_fused_and_int8_together(tmp_path):
+    """The fused graph quantizes as the basic one does (the projections stay MatMuls) and
+    passes the int8 quality gate."""
+    backbone = DistilBertBackbone(**SIZE)
+    perturb(backbone)
+    manifest = export_model(backbone, str(tmp_path / "a"), optimize="fused", quantize="int8")
+    assert manifest["validation"]["method"] == "quality_gate"
+    assert manifest["validation"]["passed"]
+    assert manifest["optimization"]["graphs"]["model"]["attention_fused"] == 2
+    basic = export_model(backbone, str(tmp_path / "b"), quantize="int8")
+    assert manifest["quantization"]["graphs"]["model"]["quantized_matmuls"] == \
+        basic["quantization"]["graphs"]["model"]["quantized_matmuls"] > 0
