@@ -19,8 +19,10 @@ max abs diff <= --atol, on real tokens), and prints median latencies. It exits 1
 check fails, 2 (one `error:` line) when CUDAExecutionProvider is not there.
 
 --dry-run runs all of it with the CPU provider standing in for CUDA (IO binding on CPU), so
-the script itself is checked on a machine without a GPU. On an H200 the default models take
-about 2-3 minutes, most of it export and Keras validation on the CPU.
+the script itself is checked on a machine without a GPU. Most of the time is export and
+Keras validation on the CPU: on a shared 2-core machine `--dry-run --models
+base_encoder,causal_lm --no-basic --shapes 2x64` took 302 s; a GPU host's CPUs do it in
+less, and --no-basic saves a third of the exports. It has not yet run on a GPU.
 Needs the export extra (`pip install -e ".[export,gpu]"`) with only the GPU wheel of ONNX
 Runtime installed (README: Set up).
 """
