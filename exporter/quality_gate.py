@@ -27,13 +27,14 @@ from exporter.errors import ExportError, ValidationError
 from exporter.validate import compare
 
 # The defaults of each --quantize mode. int8's hold with margin on the real
-# all-MiniLM-L6-v2 (on the validation inputs: cosine mean 0.990, min 0.983; see the
+# all-MiniLM-L6-v2 (on the validation inputs: cosine mean 0.994, min 0.991; see the
 # README's "Smaller and faster artifacts") and on the tiny test models. int4 is coarser by
-# design (onnxruntime-genai's builder writes it with no gate at all): its limits still
-# catch a broken graph (a wrong or unquantized weight layout gives cosine ~0 and random
-# picks), measured on perturbed GPT-2 / Gemma models of hidden width 16 to 128, where
-# int4 gave cosine mean >= 0.98, min >= 0.79 (one logits row), top-1 >= 0.79,
-# top-5 >= 0.96, greedy >= 0.78.
+# design (onnxruntime-genai's builder writes it with no gate at all): its limits are
+# there to catch a broken graph, set below what int4 gave on the perturbed GPT-2 / Gemma
+# test models 16 to 128 wide: cosine mean >= 0.98, lowest row >= 0.89, top-1 >= 0.79,
+# top-5 >= 0.96, greedy >= 0.78; except a harsher Gemma (64 wide, noise 0.2 on every
+# weight: lowest row 0.79, top-5 0.845, which fails the top-5 default). Not measured on
+# a real pretrained causal LM (none can be had on this machine).
 DEFAULTS = {
     "int8": {"cosine_mean": 0.98, "cosine_min": 0.95, "top1": 0.9, "top5": 0.97,
              "greedy": 0.9},

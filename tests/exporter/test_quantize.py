@@ -189,6 +189,11 @@ def test_cli_quantize_and_gate(tmp_path):
     assert failed.returncode == 2, failed.stderr
     last = failed.stderr.strip().splitlines()[-1]
     assert last.startswith("error: int8 quality gate: cosine mean 0.9")
+    refused = run_cli("exporter", "--preset", preset, "--output", out, "--quantize", "int4")
+    assert refused.returncode == 2 and not os.path.exists(out), refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: --quantize int4 is for causal LMs (task causal_lm), not text_classifier; "
+        "use --quantize int8")
     assert "--min-cosine-mean 1" in last and not os.path.exists(out)
 
     done = run_cli("exporter", "--preset", preset, "--output", out, "--quantize", "int8")
@@ -450,3 +455,17 @@ def test_fold_constant_weights_makes_computed_weights_initializers():
     assert sorted(init) == ["emb", "embT", "qk"]  # q, k, half no longer read
     assert [n.op_type for n in model.graph.node] == ["Gather", "MatMul", "MatMul", "MatMul"]
     onnx.checker.check_model(model)
+
+
+def test_cli_int4_gate_flag_keeps_the_other_int4_defaults(int4_export, tmp_path):
+    """--min-cosine given, the other limits are int4's defaults, not int8's."""
+    name, preset, _, _, manifest = int4_export
+    if name != "gpt2":
+        pytest.skip("one model is enough for the CLI")
+    out = str(tmp_path / "int4")
+    done = run_cli("exporter", "--preset", preset, "--output", out, "--quantize", "int4",
+                   "--min-cosine", "0.5")
+    assert done.returncode == 0, done.stderr
+    with open(os.path.join(out, "manifest.json"), encoding="utf-8") as f:
+        limits = json.load(f)["validation"]["limits"]
+    assert limits == dict(GateLimits(mode="int4").values(), cosine_min=0.5)
