@@ -498,20 +498,30 @@ def step_profile(artifact, past=64, runs=10, top=8):
     total = sum(by_op.values())
     weights = node_weight_bytes(os.path.join(artifact, graph["file"]))
     for name, entry in nodes.items():  # prepacked weights show no parameter_size
-        entry[2] = entry[2] or weights.get(name, 0)
+        entry[2] = max(entry[2], weights.get(name, 0))
     slowest = sorted(nodes.items(), key=lambda kv_: -kv_[1][1])[:top]
     return total, dict(sorted(by_op.items(), key=lambda kv_: -kv_[1])), slowest
 
 
 def node_weight_bytes(path):
-    """node name -> bytes of the initializers it reads, from the graph file (its weights
-    stay on disk)."""
+    """node name -> bytes of the weights it reads, from the graph file (its weights stay
+    on disk): its initializer inputs, also through a Transpose (ONNX Runtime folds it).
+    Fused nodes are also listed under ONNX Runtime's names (<node>/MatMulAddFusion)."""
     import onnx
 
     model = onnx.load(path, load_external_data=False)
     sizes = {t.name: int(np.prod(t.dims)) * onnx.helper.tensor_dtype_to_np_dtype(
         t.data_type).itemsize for t in model.graph.initializer}
-    return {node.name: sum(sizes.get(i, 0) for i in node.input) for node in model.graph.node}
+    for node in model.graph.node:  # a transposed weight counts as the weight
+        if node.op_type == "Transpose" and node.input[0] in sizes:
+            sizes[node.output[0]] = sizes[node.input[0]]
+    out = {}
+    for node in model.graph.node:
+        if node.op_type in ("MatMul", "Gemm"):
+            weight = sum(sizes.get(i, 0) for i in node.input)
+            for suffix in ("", "/MatMulAddFusion", "/MatmulTransposeFusion"):
+                out[node.name + suffix] = weight
+    return out
 
 
 def print_profile(label, profile):
