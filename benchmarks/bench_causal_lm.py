@@ -13,7 +13,8 @@ this CPU (random weights at the real widths; no Hugging Face download happens he
    `og.Generator` loop), and vs the memory floor: the step's weight bytes over the
    bandwidth that one plain batch-1 fp32 MatMul (1 x K) x (K x N) over ~2 GB of weights
    reaches in an ONNX Runtime session, measured in the same run.
-   With `--int4` (when the exporter has `--quantize int4`): our int4 vs genai `-p int4`.
+   With `--int4` (when the exporter has `--quantize int4`): our int4 vs genai `-p int4`
+   (not run yet: no int4 figures come from this script so far).
 
     python benchmarks/bench_causal_lm.py                      # everything, in --workdir
     python benchmarks/bench_causal_lm.py --skip gemma         # GPT-2 only
@@ -642,7 +643,8 @@ def main():
     p.add_argument("--gemma-layers", type=int, default=2)
     p.add_argument("--gemma-new-tokens", type=int, default=32)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--int4", action="store_true", help="also int4 ours vs genai -p int4")
+    p.add_argument("--int4", action="store_true",
+                   help="also int4 ours vs genai -p int4 (not run yet)")
     p.add_argument("--profile", action="store_true", help="ONNX Runtime per-op profile of "
                                                           "our decode step")
     p.add_argument("--optimum-python", default=OPTIMUM_PYTHON)
