@@ -594,7 +594,7 @@ def bench_gemma(args):
           f"{plain:.1f} GB/s; the weight stored (262144x2048) behind a Transpose (a tied lm "
           f"head's layout, FusedMatMul transB): {transposed:.1f} GB/s")
     bandwidth = [plain]
-    variants = [("fp32", ())]
+    variants = [] if "gemma_fp32" in args.skip else [("fp32", ())]
     if args.int4:
         variants.append(("int4", ("--quantize", "int4")))
     step_bytes = gemma_step_bytes(config)
@@ -649,7 +649,7 @@ def main():
                                                           "our decode step")
     p.add_argument("--optimum-python", default=OPTIMUM_PYTHON)
     p.add_argument("--genai-python", default=GENAI_PYTHON)
-    p.add_argument("--skip", default="", help="comma list: gpt2,gemma,flat")
+    p.add_argument("--skip", default="", help="comma list: gpt2,gemma,gemma_fp32,flat")
     args = p.parse_args()
     args.skip = set(filter(None, args.skip.split(",")))
     os.makedirs(args.workdir, exist_ok=True)
