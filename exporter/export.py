@@ -94,7 +94,7 @@ def export_preset(preset, task=None, output=None, overwrite=False, atol=None,
     model, preprocessor = load_model(loader, task, random_weights, dtype, progress=progress)
     source = Source(label=str(preset), preset=loader, random_weights=bool(random_weights))
     return _export(model, preprocessor, target, output, atol, opset, source, quantize, gate,
-                   optimize)
+                   optimize, owned=True)
 
 
 def export_model(model, output, preprocessor=None, overwrite=False, atol=None,
@@ -169,7 +169,7 @@ def check_quantize(quantize, gate, atol, dtype):
 
 
 def _export(model, preprocessor, target, output, atol, opset, source, quantize=None,
-            gate=None, optimize=None):
+            gate=None, optimize=None, owned=False):
     """The core: spec -> graphs -> validation -> tokenizer and manifest, published whole."""
     start = time.perf_counter()
     spec = spec_for(model)
@@ -208,9 +208,11 @@ def _export(model, preprocessor, target, output, atol, opset, source, quantize=N
         # Every graph final: weights they share go to one data file, written once.
         shared = shared_weights.share(tmp, [e["file"] for e in entries.values()], progress)
         if quantize is None:
-            validation = spec.validate(merged, paths, atol, progress)
+            validation = spec.validate(merged, paths, atol, progress,
+                                       **release_option(spec, owned, model, merged))
         else:
-            validation = spec.validate(merged, paths, None, progress, gate=gate)
+            validation = spec.validate(merged, paths, None, progress, gate=gate,
+                                       **release_option(spec, owned, model, merged))
         if not validation.get("passed"):  # a spec's validate raises; never publish anyway
             raise ValidationError(f"validation of {type(model).__name__} did not pass")
         progress("writing tokenizer assets and manifest")
@@ -230,6 +232,24 @@ def _export(model, preprocessor, target, output, atol, opset, source, quantize=N
         written = manifest.write(tmp, body)
     progress(f"wrote {output} in {time.perf_counter() - start:.1f} s")
     return written
+
+
+def release_option(spec, owned, *models):
+    """{"release": fn} for a spec whose validation can let go of the Keras weights once
+    its Keras references are computed (before its ONNX Runtime session opens: the export
+    then never holds both), when the model is the export's own (export_preset loaded it;
+    export_model's belongs to the caller)."""
+    if not owned or "release" not in inspect.signature(spec.validate).parameters:
+        return {}
+    return {"release": lambda: release_weights(*models)}
+
+
+def release_weights(*models):
+    """Drop the backing tensors of the models' variables (their shapes and the models'
+    configs stay, which is all the manifest reads afterwards)."""
+    for model in models:
+        for variable in model.weights:
+            variable._value = None  # Keras' backend tensor: freed with its last reference
 
 
 def write_graph(graph, folder, opset, optimize="basic", rewrites=None):

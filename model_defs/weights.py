@@ -97,7 +97,8 @@ def apply_table(model, table, reader, ignore_unused=(), where="checkpoint"):
             )
             continue
         covered.add(entry.target)
-        assignments.append((var, array))
+        assignments.append((var, entry))  # read again when assigned: one tensor at a time
+        del array
     missing = sorted(set(ours) - covered)
     if missing and not problems:
         problems.append(f"no tensor for variables {missing[:5]}")
@@ -108,8 +109,28 @@ def apply_table(model, table, reader, ignore_unused=(), where="checkpoint"):
     if problems:
         more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
         raise WeightMapError(f"{where} does not fit the model: " + "; ".join(problems[:3]) + more)
-    for var, array in assignments:
-        var.assign(np.asarray(array, dtype=var.dtype))
+    for var, entry in assignments:
+        _assign(var, entry.to_ours(reader.get(entry.source), tuple(var.shape)))
+
+
+ASSIGN_CHUNK_BYTES = 64 * 1024 * 1024
+
+
+def _assign(var, array):
+    """var = array. On TensorFlow a big array goes into the variable in row blocks, so a
+    bfloat16 checkpoint loaded as float32 (Gemma's 1 GB embedding) never has a whole
+    float32 copy and its TensorFlow copy beside the variable."""
+    import keras
+
+    dtype = np.dtype(var.dtype)
+    nbytes = array.size * dtype.itemsize
+    if array.ndim == 0 or nbytes <= ASSIGN_CHUNK_BYTES or keras.backend.backend() != "tensorflow":
+        var.assign(np.asarray(array, dtype=dtype))
+        return
+    rows = max(1, ASSIGN_CHUNK_BYTES // (nbytes // array.shape[0]))
+    target = var.value  # the backend's tf.Variable: its slices assign in place
+    for start in range(0, array.shape[0], rows):
+        target[start:start + rows].assign(np.asarray(array[start:start + rows], dtype=dtype))
 
 
 class H5Reader:

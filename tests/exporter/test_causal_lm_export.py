@@ -151,6 +151,24 @@ def test_validation_computes_keras_first_then_opens_the_session(gpt2, monkeypatc
     assert len(events) - 2 == sum(c["steps"] + 1 for c in entry["cases"])
 
 
+def test_export_preset_releases_its_model_export_model_keeps_the_callers(gpt2, tmp_path,
+                                                                         monkeypatch):
+    """export_preset's model is its own: its Keras weights go before the session opens.
+    export_model's belongs to the caller and still computes afterwards."""
+    from exporter import export as E
+
+    released = []
+    real = E.release_weights
+    monkeypatch.setattr(E, "release_weights", lambda *m: released.append(m) or real(*m))
+    assert export_preset(gpt2[3], output=str(tmp_path / "a"))["validation"]["passed"]
+    assert len(released) == 1 and all(v._value is None for v in released[0][0].weights)
+    model = gpt2[2]
+    E.export_model(model, str(tmp_path / "b"))
+    assert len(released) == 1
+    ids = np.ones((1, 3), "int32")
+    assert np.isfinite(np.asarray(model.call_decoder(ids, ids)[0])).all()
+
+
 def test_old_two_graph_artifact_is_one_clear_error(gpt2, tmp_path):
     def two_graphs(manifest):
         entry = manifest["graphs"].pop("decoder")
