@@ -102,24 +102,50 @@ class BartSeq2SeqLM(Seq2SeqLM):
         """encoder_hidden_states (batch, enc_seq, hidden)."""
         return self.backbone.call_encoder(token_ids, padding_mask)
 
+    def call_encoder_with_cross_kv(self, token_ids, padding_mask):
+        """The encoder and, from its output, every decoder layer's cross-attention
+        keys/values: what a generation computes once before decoding.
+
+        Returns (encoder_hidden_states (batch, enc_seq, hidden), cross_kv): `cross_kv` a
+        list over decoder layers of (key, value), each (batch, num_heads, enc_seq,
+        head_dim). The exported encoder graph is this call, so the cross-attention
+        projections live in the encoder graph and the one decoder graph needs no encoder
+        states.
+        """
+        hidden = self.call_encoder(token_ids, padding_mask)
+        return hidden, self.compute_cross_kv(hidden)
+
+    def compute_cross_kv(self, encoder_hidden_states):
+        """Every decoder layer's cross-attention (key, value) of the encoder states."""
+        return [layer.compute_cross_cache(encoder_hidden_states)
+                for layer in self.backbone.decoder_transformer_layers]
+
+    def empty_self_kv(self, batch):
+        """A self-attention past of 0 positions: the first decoder step is
+        `call_decoder_with_past` on it (as the exported decoder graph runs)."""
+        heads = self.backbone.num_heads
+        shape = (batch, heads, 0, self.backbone.hidden_dim // heads)
+        empty = np.zeros(shape, keras.backend.standardize_dtype(self.backbone.compute_dtype))
+        return [(empty, empty) for _ in self.backbone.decoder_transformer_layers]
+
     def call_decoder(self, decoder_token_ids, encoder_hidden_states, encoder_padding_mask):
         """First decoder step (no past): tokens at positions 0 .. n-1.
 
         Returns (logits (batch, n, vocab), self_kv, cross_kv): `self_kv` and `cross_kv`
-        are lists over layers of (key, value), each (batch, num_heads, seq, head_dim);
-        the cross-attention keys/values are computed here once for the whole generation.
+        are lists over layers of (key, value), each (batch, num_heads, seq, head_dim).
+        The same as `compute_cross_kv` + `call_decoder_with_past` on `empty_self_kv`.
         """
-        cross_kv = [layer.compute_cross_cache(encoder_hidden_states)
-                    for layer in self.backbone.decoder_transformer_layers]
+        cross_kv = self.compute_cross_kv(encoder_hidden_states)
         logits, self_kv = self._decode(decoder_token_ids, None, cross_kv, encoder_padding_mask)
         return logits, self_kv, cross_kv
 
     def call_decoder_with_past(self, decoder_token_ids, encoder_padding_mask, self_past,
                                cross_kv):
-        """Later decoder steps: new tokens at positions past .. past + n - 1.
+        """Decoder tokens at positions past .. past + n - 1 (past may be 0).
 
-        Args: `self_past` as `call_decoder`'s `self_kv` (past = its sequence length),
-        `cross_kv` as returned by `call_decoder` (reused, not recomputed).
+        Args: `self_past` as `call_decoder`'s `self_kv` (past = its sequence length; 0
+        positions from `empty_self_kv` for the first step), `cross_kv` as returned by
+        `call_encoder_with_cross_kv` (reused, not recomputed).
         Returns (logits (batch, n, vocab), self_kv with past + n positions).
         """
         return self._decode(decoder_token_ids, self_past, cross_kv, encoder_padding_mask)
@@ -170,23 +196,20 @@ class BartSeq2SeqLM(Seq2SeqLM):
             raise ValueError("every decoder prompt needs at least one token (BART's decoder "
                              "starts from </s>); check decoder_padding_mask")
         fns = self._functions()
-        hidden = np.asarray(fns["encoder"](enc_ids, enc_mask))
+        # The exported graphs' split: the encoder gives the cross-attention K/V once, the
+        # one decoder call runs every step, the first on an empty self-attention past.
+        _, cross_kv = fns["encoder"](enc_ids, enc_mask)
 
         def next(prompt, cache, index):
-            if cache["self"] is None:
-                logits, self_kv, cross_kv = fns["first"](
-                    prompt[:, :index], cache["encoder_hidden_states"],
-                    cache["encoder_padding_mask"])
-                cache = dict(cache, self=_numpy(self_kv), cross=_numpy(cross_kv))
-            else:
-                logits, self_kv = fns["past"](prompt[:, index - 1:index],
-                                              cache["encoder_padding_mask"], cache["self"],
-                                              cache["cross"])
-                cache = dict(cache, self=_numpy(self_kv))
+            start = cache["self"][0][0].shape[2]  # positions cached: 0 at the first call
+            logits, self_kv = fns["decoder"](prompt[:, start:index],
+                                             cache["encoder_padding_mask"], cache["self"],
+                                             cache["cross"])
+            cache = dict(cache, self=_numpy(self_kv))
             return np.asarray(logits)[:, -1, :], cache
 
-        cache = {"encoder_hidden_states": hidden, "encoder_padding_mask": enc_mask,
-                 "self": None, "cross": None}
+        cache = {"encoder_padding_mask": enc_mask, "self": self.empty_self_kv(len(enc_ids)),
+                 "cross": _numpy(cross_kv)}
         tokens = self.sampler(next, prompt, cache=cache, index=index, mask=dec_mask,
                               stop_token_ids=stop_token_ids, model=self)
         if isinstance(tokens, tuple):  # BeamSampler(return_all_beams=True)
@@ -195,12 +218,11 @@ class BartSeq2SeqLM(Seq2SeqLM):
                 "decoder_padding_mask": output_mask(tokens, dec_mask, stop_token_ids)}
 
     def _functions(self):
-        """The encoder and the two decoder steps, as tf.functions on the TF backend."""
+        """The encoder (with the cross K/V) and the decoder step, as tf.functions on the TF backend."""
         if self._generate_functions is None:
             fns = {
-                "encoder": lambda ids, mask: self.call_encoder(ids, mask),
-                "first": lambda ids, hidden, mask: self.call_decoder(ids, hidden, mask),
-                "past": lambda ids, mask, self_kv, cross_kv: self.call_decoder_with_past(
+                "encoder": lambda ids, mask: self.call_encoder_with_cross_kv(ids, mask),
+                "decoder": lambda ids, mask, self_kv, cross_kv: self.call_decoder_with_past(
                     ids, mask, self_kv, cross_kv),
             }
             if keras.backend.backend() == "tensorflow":

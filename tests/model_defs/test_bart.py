@@ -125,6 +125,25 @@ def test_cached_decoder_matches_full_call(keras_hub_preset, ours):
     assert self_kv[0][0].shape[2] == 8
 
 
+def test_encoder_with_cross_kv_then_empty_past_is_the_first_step(keras_hub_preset, ours):
+    # The exported split: the encoder call gives the cross K/V, the first decoder step is
+    # call_decoder_with_past on a 0-position past; both equal call_decoder's.
+    _, reference = keras_hub_preset
+    x = packed(reference, TEXTS, 12)
+    mask = x["encoder_padding_mask"]
+    hidden, cross_kv = ours.call_encoder_with_cross_kv(x["encoder_token_ids"], mask)
+    assert np.array_equal(np.asarray(hidden),
+                          np.asarray(ours.call_encoder(x["encoder_token_ids"], mask)))
+    ids = x["decoder_token_ids"][:, :3]
+    want_logits, want_self, want_cross = ours.call_decoder(ids, hidden, mask)
+    logits, self_kv = ours.call_decoder_with_past(ids, mask, ours.empty_self_kv(3), cross_kv)
+    assert tuple(ours.empty_self_kv(3)[0][0].shape) == (3, TINY["num_heads"], 0, 8)
+    assert np.max(np.abs(np.asarray(logits) - np.asarray(want_logits))) <= 1e-6
+    for got, want in zip(cross_kv + self_kv, want_cross + want_self, strict=True):
+        assert np.max(np.abs(np.asarray(got[0]) - np.asarray(want[0]))) <= 1e-6
+        assert np.max(np.abs(np.asarray(got[1]) - np.asarray(want[1]))) <= 1e-6
+
+
 @pytest.mark.parametrize("sampler", ["greedy", samplers.BeamSampler(num_beams=3)])
 def test_generate_matches_keras_hub(keras_hub_preset, ours, sampler):
     _, reference = keras_hub_preset
