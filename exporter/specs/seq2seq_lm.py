@@ -1,19 +1,30 @@
-"""Export spec of `seq2seq_lm` (BART): three ONNX graphs with a KV cache.
+"""Export spec of `seq2seq_lm` (BART): two ONNX graphs with a KV cache, each weight held
+by exactly one of them.
 
-- `encoder_model.onnx`: token_ids, padding_mask -> encoder_hidden_states.
-- `decoder_model.onnx` (first step, no past): decoder_token_ids, encoder_hidden_states,
-  encoder_padding_mask -> logits, present.{i}.decoder.key|value and
-  present.{i}.encoder.key|value (cross-attention keys/values, computed once here).
-- `decoder_with_past_model.onnx`: decoder_token_ids (the new tokens),
-  encoder_padding_mask, past_key_values.{i}.decoder.key|value and
-  past_key_values.{i}.encoder.key|value -> logits, present.{i}.decoder.key|value
-  (the past with the new positions appended; cross-attention keys/values are reused).
+- `encoder_model.onnx` (graph "encoder"), traced from `call_encoder_with_cross_kv`:
+  token_ids, padding_mask -> encoder_hidden_states and present.{i}.encoder.key|value,
+  every decoder layer's cross-attention keys/values (computed once per generation, so the
+  cross-attention K/V projections live here).
+- `decoder_model.onnx` (graph "decoder"), traced from `call_decoder_with_past`: the one
+  decoder, for the first step and every later one: decoder_token_ids (the new tokens),
+  encoder_padding_mask, past_key_values.{i}.decoder.key|value (the self-attention past,
+  0 positions at the first step) and past_key_values.{i}.encoder.key|value (the
+  encoder's cross K/V) -> logits, present.{i}.decoder.key|value (the past with the new
+  positions appended).
+
+Why two graphs and not Optimum's three (encoder, decoder, decoder_with_past): ONNX
+Runtime prepacks each session's MatMul weights into a private copy, so two decoder
+sessions hold the decoder weights twice in memory. With one decoder every weight is
+packed by one session (the tied token embedding is stored once in weights.onnx_data and
+read by the encoder's Gather and by the decoder's Gather and lm head). The decoder keeps
+the name `decoder_model.onnx`: it is the artifact's only decoder, as `model.onnx` is a
+causal LM's only graph; an artifact of the old layout (a `decoder_with_past` graph) is
+refused by the runtime with one line (re-export).
 
 KV tensors are (batch, num_heads, seq, head_dim). Each graph traces one public call of the
-Keras task (`call_encoder`, `call_decoder`, `call_decoder_with_past`) through
-`exporter.convert.to_onnx`, then a multi-step greedy decode runs in Keras and in ONNX
-Runtime side by side (ONNX Runtime on its own outputs and cache) and every step's logits
-and caches must agree within `atol`.
+Keras task through `exporter.convert.to_onnx`, then a multi-step greedy decode runs in
+Keras and in ONNX Runtime side by side (ONNX Runtime on its own outputs and cache) and
+every step's logits and caches must agree within `atol`.
 
 How a generate loop drives the graphs (the runtime Generator's contract; the Keras
 `BartSeq2SeqLM.generate_ids` and tests/exporter/test_seq2seq.py's `OrtSeq2Seq` do exactly
@@ -24,15 +35,17 @@ token choice):
    `<s> ids </s>` + `<pad>`, `padding_mask` 1 on real tokens; decoder
    `generation.decoder_start_token_ids` (`</s> <s>`) + optional decoder prompt, padded to
    `max_length`, with a bool mask on the prompt positions.
-2. `encoder_hidden_states = encoder(token_ids, padding_mask)`.
+2. `encoder(token_ids, padding_mask)`: keep every `present.{i}.encoder.*` as
+   `past_key_values.{i}.encoder.*` for the whole generation.
 3. index = the shortest decoder prompt's length. First step: `decoder` on
-   `decoder_token_ids[:, :index]`; `logits[:, -1]` chooses position `index`; keep every
-   `present.{i}.*` as `past_key_values.{i}.*`.
-4. Each later step: `decoder_with_past` on the one token at `index - 1` (shape
-   (batch, 1)), `encoder_padding_mask` and all past tensors; `logits[:, -1]` chooses the
-   next; `past_key_values.{i}.decoder.*` := `present.{i}.decoder.*`, while the
-   `.encoder.*` tensors stay as the first step gave them. Rows whose prompt is longer keep
-   their prompt token (`where(prompt_mask[:, index], prompt[:, index], choice)`).
+   `decoder_token_ids[:, :index]` with every `past_key_values.{i}.decoder.*` of 0
+   positions; `logits[:, -1]` chooses position `index`; `present.{i}.decoder.*` becomes
+   `past_key_values.{i}.decoder.*`.
+4. Each later step: `decoder` on the one token at `index - 1` (shape (batch, 1)),
+   `encoder_padding_mask` and all past tensors; `logits[:, -1]` chooses the next;
+   `past_key_values.{i}.decoder.*` := `present.{i}.decoder.*`. Rows whose prompt is
+   longer keep their prompt token (`where(prompt_mask[:, index], prompt[:, index],
+   choice)`).
 5. Stop when every row holds a stop token (`generation.stop_token_ids`) at a non-prompt
    position, or at `max_length`. Output mask: False after a row's first stop token; text =
    detokenize(ids where the mask is True and the id is not a special token).
@@ -55,7 +68,6 @@ __all__ = ["Seq2SeqLMSpec", "ValidationError", "kv_names", "validate_seq2seq"]
 
 ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model.onnx"
-DECODER_WITH_PAST_FILE = "decoder_with_past_model.onnx"
 KV_LAYOUT = ["batch_size", "num_heads", "sequence_length", "head_dim"]
 # (batch, encoder length, decoder prompt length, decoding steps) checked after export.
 VALIDATION_CASES = ((1, 9, 2, 8), (3, 13, 3, 8))
@@ -67,13 +79,11 @@ def kv_names(num_layers, prefix, kinds=("decoder", "encoder")):
             for part in ("key", "value")]
 
 
-def _flatten(self_kv, cross_kv, prefix):
+def _flatten(kv, prefix, kind):
+    """{"{prefix}.{i}.{kind}.key": k, ...} of a list over layers of (key, value)."""
     out = {}
-    for i, (k, v) in enumerate(self_kv):
-        out[f"{prefix}.{i}.decoder.key"], out[f"{prefix}.{i}.decoder.value"] = k, v
-        if cross_kv is not None:
-            ck, cv = cross_kv[i]
-            out[f"{prefix}.{i}.encoder.key"], out[f"{prefix}.{i}.encoder.value"] = ck, cv
+    for i, (k, v) in enumerate(kv):
+        out[f"{prefix}.{i}.{kind}.key"], out[f"{prefix}.{i}.{kind}.value"] = k, v
     return out
 
 
@@ -86,9 +96,9 @@ def _unflatten(inputs, num_layers, prefix):
 
 
 class Seq2SeqLMSpec(ExportSpec):
-    """Encoder, first decoder step and cached decoder step of a `Seq2SeqLM`, traced from
-    its public calls `call_encoder`, `call_decoder`, `call_decoder_with_past`; served by
-    the runtime's `generate`."""
+    """The encoder (with the cross-attention K/V) and the one cached decoder of a
+    `Seq2SeqLM`, traced from its public calls `call_encoder_with_cross_kv` and
+    `call_decoder_with_past`; served by the runtime's `Generator`."""
 
     task = "seq2seq_lm"
 
@@ -104,10 +114,10 @@ class Seq2SeqLMSpec(ExportSpec):
 
 
 def graph_functions(model):
-    """The three graphs, built from the task's public calls."""
+    """The two graphs, built from the task's public calls."""
     backbone = model.backbone
     layers, heads = backbone.num_layers, backbone.num_heads
-    head_dim, hidden = backbone.hidden_dim // heads, backbone.hidden_dim
+    head_dim = backbone.hidden_dim // heads
     dtype = tf.as_dtype(backbone.compute_dtype)
 
     def ids(name):
@@ -116,8 +126,6 @@ def graph_functions(model):
     def kv_spec(name):
         return tf.TensorSpec((None, heads, None, head_dim), dtype, name=name)
 
-    hidden_spec = tf.TensorSpec((None, None, hidden), dtype, name="encoder_hidden_states")
-    dec_kv = ["batch_size", "num_heads", "decoder_sequence_length", "head_dim"]
     enc_kv = ["batch_size", "num_heads", "encoder_sequence_length", "head_dim"]
     past_kv = ["batch_size", "num_heads", "past_decoder_sequence_length", "head_dim"]
     total_kv = ["batch_size", "num_heads",
@@ -128,40 +136,28 @@ def graph_functions(model):
     hidden_axes = ["batch_size", "encoder_sequence_length", "hidden"]
 
     def encoder(inputs):
-        return {"encoder_hidden_states": model.call_encoder(inputs["token_ids"],
-                                                            inputs["padding_mask"])}
+        hidden, cross_kv = model.call_encoder_with_cross_kv(inputs["token_ids"],
+                                                            inputs["padding_mask"])
+        return {"encoder_hidden_states": hidden,
+                **_flatten(cross_kv, "present", "encoder")}
 
     def decoder(inputs):
-        out, self_kv, cross_kv = model.call_decoder(
-            inputs["decoder_token_ids"], inputs["encoder_hidden_states"],
-            inputs["encoder_padding_mask"])
-        return {"logits": out, **_flatten(self_kv, cross_kv, "present")}
-
-    def decoder_with_past(inputs):
         self_past, cross_kv = _unflatten(inputs, layers, "past_key_values")
         out, self_kv = model.call_decoder_with_past(
             inputs["decoder_token_ids"], inputs["encoder_padding_mask"], self_past, cross_kv)
-        return {"logits": out, **_flatten(self_kv, None, "present")}
+        return {"logits": out, **_flatten(self_kv, "present", "decoder")}
 
     past_names = kv_names(layers, "past_key_values")
-    present_all = kv_names(layers, "present")
+    present_cross = kv_names(layers, "present", ("encoder",))
     present_self = kv_names(layers, "present", ("decoder",))
     weights = model.weights  # each graph reads part of them: the rest is pruned
     return [
         Graph("encoder", ENCODER_FILE, encoder,
               {"token_ids": ids("token_ids"), "padding_mask": ids("padding_mask")},
               {"token_ids": enc_ids, "padding_mask": enc_ids,
-               "encoder_hidden_states": hidden_axes},
-              weights, outputs=["encoder_hidden_states"], prune=True),
+               "encoder_hidden_states": hidden_axes, **{n: enc_kv for n in present_cross}},
+              weights, outputs=["encoder_hidden_states", *present_cross], prune=True),
         Graph("decoder", DECODER_FILE, decoder,
-              {"decoder_token_ids": ids("decoder_token_ids"),
-               "encoder_hidden_states": hidden_spec,
-               "encoder_padding_mask": ids("encoder_padding_mask")},
-              {"decoder_token_ids": dec_ids, "encoder_padding_mask": enc_ids,
-               "encoder_hidden_states": hidden_axes, "logits": logits,
-               **{n: (dec_kv if ".decoder." in n else enc_kv) for n in present_all}},
-              weights, outputs=["logits", *present_all], prune=True),
-        Graph("decoder_with_past", DECODER_WITH_PAST_FILE, decoder_with_past,
               {"decoder_token_ids": ids("decoder_token_ids"),
                "encoder_padding_mask": ids("encoder_padding_mask"),
                **{n: kv_spec(n) for n in past_names}},
@@ -175,9 +171,10 @@ def graph_functions(model):
 
 def kv_cache_spec(backbone):
     """How the generate loop feeds the cache: names, layout, sizes. The cross-attention
-    tensors (`past_key_values.{i}.encoder.*`) are decoder_model's `present.{i}.encoder.*`,
-    fed back unchanged for the whole generation; the self-attention ones
-    (`past_key_values.{i}.decoder.*`) are the previous step's `present.{i}.decoder.*`."""
+    tensors (`past_key_values.{i}.encoder.*`) are the encoder graph's
+    `present.{i}.encoder.*`, fed back unchanged for the whole generation; the
+    self-attention ones (`past_key_values.{i}.decoder.*`, 0 positions at the first step)
+    are the previous decoder run's `present.{i}.decoder.*`."""
     layers = backbone.num_layers
     return {
         "layout": KV_LAYOUT,
@@ -187,8 +184,8 @@ def kv_cache_spec(backbone):
         "dtype": str(backbone.compute_dtype),
         "past_inputs": kv_names(layers, "past_key_values"),
         "present_outputs": {
-            "decoder": kv_names(layers, "present"),
-            "decoder_with_past": kv_names(layers, "present", ("decoder",)),
+            "encoder": kv_names(layers, "present", ("encoder",)),
+            "decoder": kv_names(layers, "present", ("decoder",)),
         },
         # The past inputs by kind, so a loop need not read the kind from the names.
         "self_attention": kv_names(layers, "past_key_values", ("decoder",)),
@@ -221,28 +218,42 @@ def _kv_group(name):
     return "present" if name.startswith("present") else name
 
 
+def open_session(path):
+    """An ONNX Runtime CPU session for validation, without prepacking (a packed copy of
+    every MatMul weight is not worth it for a few validation runs)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
 def validate_seq2seq(model, paths, atol, progress=print, cases=VALIDATION_CASES, seed=1234,
                      gate=None):
     """Greedy multi-step decode in Keras and in ONNX Runtime (each on its own outputs and
-    cache); every step's logits and KV caches are compared. Returns the manifest's
-    validation block; raises ValidationError when the verdict (worst diff <= atol, greedy
-    tokens as Keras' but for near-ties) is False."""
-    import onnxruntime as ort
-
+    cache; the first decoder step on an empty self-attention past); the encoder's outputs
+    (states and cross K/V) and every decoder step's logits and KV caches are compared.
+    Returns the manifest's validation block; raises ValidationError when the verdict
+    (worst diff <= atol, greedy tokens as Keras' but for near-ties) is False."""
     t = time.perf_counter()
-    options = ort.SessionOptions()
-    sessions = {name: ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-                for name, path in paths.items()}
+    sessions = {name: open_session(path) for name, path in paths.items()}
     backbone = model.backbone
+    layers, heads = backbone.num_layers, backbone.num_heads
+    head_dim = backbone.hidden_dim // heads
+    kv_dtype = np.dtype(str(backbone.compute_dtype))
     rng = np.random.default_rng(seed)
     vocab = backbone.vocabulary_size
     comparison = (gate.comparison(group=_kv_group) if gate is not None  # quantized
                   else Comparison(atol, group=_kv_group))
     results = []
 
-    def outputs(graph, values):
+    def run(graph, feeds):
         names = [o.name for o in sessions[graph].get_outputs()]
-        return dict(zip(names, values, strict=True))
+        return dict(zip(names, sessions[graph].run(None, feeds), strict=True))
+
+    def as_past(outputs):
+        return {k.replace("present", "past_key_values", 1): v for k, v in outputs.items()
+                if k.startswith("present")}
 
     for batch, enc_len, prompt_len, steps in cases:
         enc_len = min(enc_len, backbone.max_sequence_length)
@@ -253,37 +264,34 @@ def validate_seq2seq(model, paths, atol, progress=print, cases=VALIDATION_CASES,
         enc_mask = (np.arange(enc_len)[None] < lengths[:, None]).astype("int32")
         enc_ids = (rng.integers(3, vocab, (batch, enc_len)) * enc_mask
                    + (1 - enc_mask)).astype("int32")
-        prompt = rng.integers(3, vocab, (batch, prompt_len)).astype("int32")
+        token = rng.integers(3, vocab, (batch, prompt_len)).astype("int32")  # the prompt
         context = f"batch {batch}, encoder length {enc_len}: "
 
-        want_h = np.asarray(model.call_encoder(enc_ids, enc_mask))
-        got_h = sessions["encoder"].run(None, {"token_ids": enc_ids,
-                                               "padding_mask": enc_mask})[0]
-        step_diffs = [comparison.add({"encoder_hidden_states": want_h},
-                                     {"encoder_hidden_states": got_h}, context)]
-        logits, self_kv, cross_kv = model.call_decoder(prompt, want_h, enc_mask)
-        want = {"logits": np.asarray(logits),
-                **{k: np.asarray(v) for k, v in _flatten(self_kv, cross_kv, "present").items()}}
-        got = outputs("decoder", sessions["decoder"].run(None, {
-            "decoder_token_ids": prompt, "encoder_hidden_states": got_h,
-            "encoder_padding_mask": enc_mask}))
-        step_diffs.append(comparison.add(want, got, context + "decoder_model: "))
-        onnx_past = {k.replace("present", "past_key_values", 1): v for k, v in got.items()
-                     if k.startswith("present")}
+        hidden, cross_kv = model.call_encoder_with_cross_kv(enc_ids, enc_mask)
+        want = {"encoder_hidden_states": np.asarray(hidden),
+                **{k: np.asarray(v) for k, v in _flatten(cross_kv, "present", "encoder")
+                   .items()}}
+        got = run("encoder", {"token_ids": enc_ids, "padding_mask": enc_mask})
+        step_diffs = [comparison.add(want, got, context + "encoder_model: ")]
+        # Each side decodes on its own cross K/V and cache.
+        onnx_past = as_past(got)
+        onnx_past.update({n: np.zeros((batch, heads, 0, head_dim), kv_dtype)
+                          for n in kv_names(layers, "past_key_values", ("decoder",))})
+        self_kv = model.empty_self_kv(batch)
         tokens_equal = True
-        for step in range(steps):
-            token = np.argmax(want["logits"][:, -1], axis=-1).astype("int32")[:, None]
-            tokens_equal &= comparison.greedy(want["logits"][:, -1], got["logits"][:, -1],
-                                              context + f"step {step + 1}: ")
+        for step in range(steps + 1):
             logits, self_kv = model.call_decoder_with_past(token, enc_mask, self_kv, cross_kv)
             want = {"logits": np.asarray(logits),
-                    **{k: np.asarray(v) for k, v in _flatten(self_kv, None, "present").items()}}
-            got = outputs("decoder_with_past", sessions["decoder_with_past"].run(None, {
-                "decoder_token_ids": token, "encoder_padding_mask": enc_mask, **onnx_past}))
-            step_diffs.append(comparison.add(
-                want, got, context + f"decoder_with_past step {step + 1}: "))
-            onnx_past.update({k.replace("present", "past_key_values", 1): v
-                              for k, v in got.items() if k.startswith("present")})
+                    **{k: np.asarray(v) for k, v in _flatten(self_kv, "present", "decoder")
+                       .items()}}
+            got = run("decoder", {"decoder_token_ids": token, "encoder_padding_mask": enc_mask,
+                                  **onnx_past})
+            where = "first step" if step == 0 else f"step {step + 1}"
+            step_diffs.append(comparison.add(want, got, context + f"decoder_model {where}: "))
+            tokens_equal &= comparison.greedy(want["logits"][:, -1], got["logits"][:, -1],
+                                              context + f"{where}: ")
+            onnx_past.update(as_past(got))
+            token = np.argmax(want["logits"][:, -1], axis=-1).astype("int32")[:, None]
         results.append({
             "batch": batch, "encoder_length": enc_len, "prompt_length": prompt_len,
             "steps": steps, "greedy_tokens_equal": tokens_equal,

@@ -1,6 +1,7 @@
-"""Seq2seq split export: the three graphs, their names/axes/KV layout in the manifest,
-per-step validation, and token parity of a KV-cached ONNX Runtime decode loop with the
-Keras `generate` (greedy, beam, seeded top-k/top-p) and keras-hub's."""
+"""Seq2seq split export: the two graphs (the encoder with the cross K/V, one cached
+decoder), their names/axes/KV layout in the manifest, per-step validation, and token
+parity of a KV-cached ONNX Runtime decode loop with the Keras `generate` (greedy, beam,
+seeded top-k/top-p) and keras-hub's."""
 
 import json
 import os
@@ -37,7 +38,7 @@ def exported(tmp_path_factory):
 
 
 class OrtSeq2Seq:
-    """The KV-cached decode loop over the three graphs, as the runtime Generator runs it
+    """The KV-cached decode loop over the two graphs, as the runtime Generator runs it
     (numpy + onnxruntime only): see the interface notes in exporter/specs/seq2seq_lm.py."""
 
     def __init__(self, folder):
@@ -55,25 +56,25 @@ class OrtSeq2Seq:
         enc_mask = np.asarray(x["encoder_padding_mask"], "int32")
         prompt = np.asarray(x["decoder_token_ids"], "int32")
         mask = np.asarray(x["decoder_padding_mask"]).astype(bool)
-        hidden = self.sessions["encoder"].run(
-            None, {"token_ids": enc_ids, "padding_mask": enc_mask})[0]
-        past_names = self.manifest["kv_cache"]["past_inputs"]
+        kv = self.manifest["kv_cache"]
+        encoder = self.sessions["encoder"]
+        outputs = dict(zip([o.name for o in encoder.get_outputs()],
+                           encoder.run(None, {"token_ids": enc_ids, "padding_mask": enc_mask}),
+                           strict=True))
+        past = {n: outputs["present." + n[len("past_key_values."):]]
+                for n in kv["cross_attention"]}
+        empty = np.zeros((len(enc_ids), kv["num_heads"], 0, kv["head_dim"]), "float32")
+        past.update({n: empty for n in kv["self_attention"]})
+        past_names = kv["past_inputs"]
+        session = self.sessions["decoder"]
 
         def step(prompt, cache, index):
-            if cache["past"] is None:
-                session = self.sessions["decoder"]
-                feeds = {"decoder_token_ids": prompt[:, :index],
-                         "encoder_hidden_states": cache["hidden"],
-                         "encoder_padding_mask": cache["mask"]}
-            else:
-                session = self.sessions["decoder_with_past"]
-                feeds = {"decoder_token_ids": prompt[:, index - 1:index],
-                         "encoder_padding_mask": cache["mask"],
-                         **dict(zip(past_names, cache["past"], strict=True))}
+            past = dict(zip(past_names, cache["past"], strict=True))
+            start = past[kv["self_attention"][0]].shape[2]  # 0 at the first step
+            feeds = {"decoder_token_ids": prompt[:, start:index],
+                     "encoder_padding_mask": cache["mask"], **past}
             outputs = dict(zip([o.name for o in session.get_outputs()],
                                session.run(None, feeds), strict=True))
-            past = dict(zip(past_names, cache["past"] or [None] * len(past_names),
-                            strict=True))
             for name, value in outputs.items():
                 if name.startswith("present."):
                     past["past_key_values." + name[len("present."):]] = value
@@ -81,7 +82,7 @@ class OrtSeq2Seq:
             return outputs["logits"][:, -1, :], cache
 
         index = int(mask.sum(-1).min())
-        cache = {"hidden": hidden, "mask": enc_mask, "past": None}
+        cache = {"mask": enc_mask, "past": [past[n] for n in past_names]}
         return sampler(step, prompt, cache=cache, index=index, mask=mask,
                        stop_token_ids=stop_token_ids)
 
@@ -89,8 +90,8 @@ class OrtSeq2Seq:
 def test_graph_files_and_manifest(exported):
     folder, manifest, _, _ = exported
     graphs = manifest["graphs"]
-    assert {g["file"] for g in graphs.values()} == {
-        "encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx"}
+    assert {name: g["file"] for name, g in graphs.items()} == {
+        "encoder": "encoder_model.onnx", "decoder": "decoder_model.onnx"}
     for graph in graphs.values():
         assert os.path.isfile(os.path.join(folder, graph["file"]))
 
@@ -101,26 +102,27 @@ def test_graph_files_and_manifest(exported):
         return {v["name"]: v["axes"] for v in graphs[graph][side]}
 
     assert names("encoder", "inputs") == ["token_ids", "padding_mask"]
-    assert names("encoder", "outputs") == ["encoder_hidden_states"]
-    assert names("decoder", "inputs") == ["decoder_token_ids", "encoder_hidden_states",
-                                          "encoder_padding_mask"]
-    assert names("decoder", "outputs") == ["logits", *kv_names(LAYERS, "present")]
-    assert names("decoder_with_past", "inputs") == [
+    assert names("encoder", "outputs") == ["encoder_hidden_states",
+                                           *kv_names(LAYERS, "present", ("encoder",))]
+    assert names("decoder", "inputs") == [
         "decoder_token_ids", "encoder_padding_mask", *kv_names(LAYERS, "past_key_values")]
-    assert names("decoder_with_past", "outputs") == [
+    assert names("decoder", "outputs") == [
         "logits", *kv_names(LAYERS, "present", ("decoder",))]
-    past = axes("decoder_with_past", "inputs")
+    past = axes("decoder", "inputs")
     assert past["past_key_values.0.decoder.key"] == [
         "batch_size", "num_heads", "past_decoder_sequence_length", "head_dim"]
     assert past["past_key_values.1.encoder.value"] == [
         "batch_size", "num_heads", "encoder_sequence_length", "head_dim"]
-    assert axes("decoder", "outputs")["present.0.decoder.key"][2] == "decoder_sequence_length"
+    assert axes("encoder", "outputs")["present.1.encoder.key"] == [
+        "batch_size", "num_heads", "encoder_sequence_length", "head_dim"]
     assert axes("encoder", "inputs")["token_ids"] == ["batch_size", "encoder_sequence_length"]
     kv = manifest["kv_cache"]
     assert kv["layout"] == ["batch_size", "num_heads", "sequence_length", "head_dim"]
     assert (kv["num_layers"], kv["num_heads"], kv["head_dim"]) == (2, 2, 8)
     assert kv["self_attention"] == kv_names(LAYERS, "past_key_values", ("decoder",))
     assert kv["cross_attention"] == kv_names(LAYERS, "past_key_values", ("encoder",))
+    assert kv["present_outputs"] == {"encoder": kv_names(LAYERS, "present", ("encoder",)),
+                                     "decoder": kv_names(LAYERS, "present", ("decoder",))}
     assert manifest["model"]["family"] == "bart" and manifest["model"]["num_layers"] == 2
     gen = manifest["generation"]
     assert gen["decoder_start_token_ids"] == [2, 0]
@@ -143,20 +145,29 @@ def test_validation_per_step(exported):
         assert max(case["max_abs_diff_per_step"]) <= 1e-4
 
 
-def test_decoder_with_past_is_lean(exported):
-    """The cached step reads past K/V: no cross-attention key/value projection, no
-    Einsum; and the first-step graph does compute the cross K/V."""
+def test_each_weight_in_one_graph(exported):
+    """Every weight is read by one graph only (so one session prepacks it), but for the
+    tied token embedding, which the encoder gathers and the decoder gathers and uses as
+    its lm head: the cross-attention K/V projections are in the encoder, the decoder
+    reads the cross K/V as inputs and has no Einsum."""
     import onnx
 
     folder, manifest, _, _ = exported
-    with_past = onnx.load(os.path.join(folder, "decoder_with_past_model.onnx"))
-    weights = {t.name for t in with_past.graph.initializer}
-    assert not [w for w in weights if "cross_attention/key" in w
-                or "cross_attention/value" in w]
-    assert not [w for w in weights if w.startswith("encoder_")]
-    assert "Einsum" not in {n.op_type for n in with_past.graph.node}
-    first = onnx.load(os.path.join(folder, "decoder_model.onnx"))
-    assert any("cross_attention/key" in t.name for t in first.graph.initializer)
+
+    def read(file):
+        graph = onnx.load(os.path.join(folder, file), load_external_data=False).graph
+        return {t.name: onnx.external_data_helper.ExternalDataInfo(t).offset
+                for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL}, graph
+
+    encoder, encoder_graph = read("encoder_model.onnx")
+    decoder, decoder_graph = read("decoder_model.onnx")
+    assert any("cross_attention/key" in w for w in encoder)
+    assert not [w for w in decoder if "cross_attention/key" in w
+                or "cross_attention/value" in w or w.startswith("encoder_")]
+    assert "Einsum" not in {n.op_type for n in decoder_graph.node}
+    shared = set(encoder.values()) & set(decoder.values())  # same bytes in weights.onnx_data
+    embedding = [w for w in encoder if "token_embedding" in w]
+    assert len(shared) == 1 and len(embedding) == 1 and encoder[embedding[0]] in shared
 
 
 @pytest.mark.parametrize("sampler", ["greedy", "beam"])
