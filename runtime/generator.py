@@ -7,7 +7,7 @@ chosen by the manifest's task (`TASKS`), never by model family:
 1. the task's inputs (`Seq2SeqInputs`, `DecoderOnlyInputs`) pack the prompts as the
    Keras preprocessor does and check them;
 2. `SearchLoop` (the one loop, shared with the Keras `generate`) drives
-3. the task's `Step` (`Seq2SeqStep` over three graphs, `DecoderOnlyStep` over one),
+3. the task's `Step` (`Seq2SeqStep` over two graphs, `DecoderOnlyStep` over one),
    whose K/V stay in a `KVCache` bound to ONNX Runtime in place, with a
    `runtime.samplers` sampler choosing the tokens (so greedy/beam ids equal Keras' and
    seeded sampling draws the same random stream);

@@ -8,7 +8,7 @@ graph output that refreshes one is its `present.*` partner. Two kinds:
   (the graph writes `present` into one while it reads `past` from the other), sized for
   the longest cache seen and grown by doubling from `INITIAL_POSITIONS`, so a step
   allocates nothing and copies nothing but the graph's own Concat;
-- static entries (a seq2seq model's cross-attention K/V): written once by the first
+- static entries (a seq2seq model's cross-attention K/V): written once by the encoder
   graph, then fed back unchanged.
 
 Buffers are numpy arrays on CPU and `OrtValue`s on CUDA; every tensor is
@@ -112,6 +112,14 @@ class KVCache:
             self.static[name] = (buffer, shape)
             binding.bind_output(present_name(name), self.device, 0, self.element, shape,
                                 _pointer(buffer))
+
+    def gather_static(self, source, rows):
+        """Static entries from `source`, a cache over other rows (a beam search's inputs):
+        row i of each is `source`'s row `rows[i]`."""
+        rows = np.asarray(rows)
+        for name, (buffer, shape) in source.static.items():
+            gathered = source._host(buffer, shape)[rows]
+            self.static[name] = (self._from_host(gathered), gathered.shape)
 
     def bind_static_inputs(self, binding):
         for name, (buffer, shape) in self.static.items():

@@ -1,13 +1,15 @@
-"""A seq2seq (BART) artifact's graphs behind the search loop: which graphs run, what they
-are fed (exporter/seq2seq.py documents the contract).
+"""A seq2seq (BART) artifact's two graphs behind the search loop: which graphs run, what
+they are fed (exporter/specs/seq2seq_lm.py documents the contract).
 
-- `Seq2SeqGraphs`, once per `Generator`: the three sessions, checked against the
-  manifest's KV names, and what a step needs to know of them (dtypes, sizes).
+- `Seq2SeqGraphs`, once per `Generator`: the sessions of `encoder_model.onnx` and
+  `decoder_model.onnx`, checked against the manifest's KV names, and what a step needs to
+  know of them (dtypes, sizes).
 - `Seq2SeqStep`, once per generate call (a `Step`):
-  `prefill` runs `encoder_model.onnx`, then `decoder_model.onnx` on the first decoder
-  positions, which writes the self-attention K/V (growing cache entries) and the
-  cross-attention K/V (static entries, computed once for the whole generation);
-  `step` runs `decoder_with_past_model.onnx` on one new token per row.
+  `prefill` runs the encoder, which writes every decoder layer's cross-attention K/V
+  (static cache entries, computed once for the whole generation), then the decoder on the
+  first decoder positions with an empty (0-position) self-attention past, which writes
+  the self-attention K/V (growing entries); `step` runs the same decoder on one new token
+  per row. One decoder session, so ONNX Runtime packs each weight once.
 
 Every graph runs through an IO binding whose K/V are pointers into the `KVCache`'s
 buffers, and only the last position's logits come back to the host.
@@ -21,12 +23,11 @@ from runtime.errors import ArtifactError
 from runtime.generation.kv_cache import KVCache, present_name
 from runtime.generation.step import Step
 
-GRAPHS = {"encoder": "encoder_model.onnx", "decoder": "decoder_model.onnx",
-          "decoder_with_past": "decoder_with_past_model.onnx"}
+GRAPHS = {"encoder": "encoder_model.onnx", "decoder": "decoder_model.onnx"}
+# The three-graph layout's marks: a first-step decoder and a decoder_with_past graph.
+OLD_GRAPH, OLD_FILE = "decoder_with_past", "decoder_with_past_model.onnx"
 PLAIN_INPUTS = {"encoder": ["token_ids", "padding_mask"],
-                "decoder": ["decoder_token_ids", "encoder_hidden_states",
-                            "encoder_padding_mask"],
-                "decoder_with_past": ["decoder_token_ids", "encoder_padding_mask"]}
+                "decoder": ["decoder_token_ids", "encoder_padding_mask"]}
 
 
 class Seq2SeqGraphs:
@@ -38,27 +39,19 @@ class Seq2SeqGraphs:
     """
 
     def __init__(self, artifact, kv):
-        graphs = artifact.manifest.get("graphs", {})
-        missing = [f"{name} ({file})" for name, file in GRAPHS.items() if name not in graphs]
-        if missing:
-            raise ArtifactError(f"{artifact.folder} lacks the {', '.join(missing)} "
-                                f"graph; re-export it (python -m exporter ...)")
+        _check_layout(artifact.folder, artifact.manifest.get("graphs", {}))
         self.sessions = {name: artifact.session(name) for name in GRAPHS}
-        past, present = list(kv["past_inputs"]), kv.get("present_outputs") or {}
-        self._check_names(past, present)
+        past = list(kv["past_inputs"])
         # growing (self-attention) and static (cross-attention) entries
         self.self_names, self.cross_names = _kv_kinds(past, kv)
-        self._check_pairs(past, present)
+        self._check_names(past, kv.get("present_outputs") or {})
         self._check_shapes(past, kv["num_heads"], kv["head_dim"])
         self.num_heads, self.head_dim = kv["num_heads"], kv["head_dim"]
         self.kv_dtype = np.dtype(kv.get("dtype", "float32"))
         self.device = ("cuda" if "CUDAExecutionProvider"
-                       in self.sessions["decoder_with_past"].get_providers() else "cpu")
-        self.hidden_dtype = np.dtype(_input_dtype(artifact.graph("decoder"),
-                                                  "encoder_hidden_states"))
-        vocabulary_size = artifact.model.get("vocabulary_size")
-        self.logits = {name: _logits_spec(self.sessions[name], vocabulary_size)
-                       for name in ("decoder", "decoder_with_past")}
+                       in self.sessions["decoder"].get_providers() else "cpu")
+        self.logits = _logits_spec(self.sessions["decoder"],
+                                   artifact.model.get("vocabulary_size"))
 
     def step(self, x):
         """The `Step` of one generate call on the packed inputs `x` (Seq2SeqInputs')."""
@@ -67,14 +60,23 @@ class Seq2SeqGraphs:
 
     def _check_names(self, past, present):
         """The graphs' real input/output names against the manifest's KV names, so a
-        mismatch is one clear line here and not an error inside ONNX Runtime."""
+        mismatch is one clear line here and not an error inside ONNX Runtime: the encoder
+        writes every cross-attention entry, the decoder reads every entry and writes the
+        self-attention ones."""
+        partners = {"encoder": [present_name(n) for n in self.cross_names],
+                    "decoder": [present_name(n) for n in self.self_names]}
+        for graph, names in partners.items():
+            listed = present.get(graph)
+            if listed is not None and sorted(listed) != sorted(names):
+                raise ArtifactError("the manifest's KV names do not pair up: "
+                                    f"kv_cache.present_outputs.{graph} is not the present.* "
+                                    "partner of every past input of its kind; re-export the "
+                                    "artifact")
         want = {
             ("encoder", "inputs"): PLAIN_INPUTS["encoder"],
-            ("decoder", "inputs"): PLAIN_INPUTS["decoder"],
-            ("decoder", "outputs"): ["logits", *present.get("decoder", [])],
-            ("decoder_with_past", "inputs"): PLAIN_INPUTS["decoder_with_past"] + past,
-            ("decoder_with_past", "outputs"): ["logits",
-                                               *present.get("decoder_with_past", [])],
+            ("encoder", "outputs"): partners["encoder"],
+            ("decoder", "inputs"): PLAIN_INPUTS["decoder"] + past,
+            ("decoder", "outputs"): ["logits", *partners["decoder"]],
         }
         for (graph, side), names in want.items():
             session = self.sessions[graph]
@@ -89,75 +91,100 @@ class Seq2SeqGraphs:
                     f"{GRAPHS[graph]} does not match the manifest's KV cache names: its "
                     f"{side} {what}; re-export the artifact")
 
-    def _check_pairs(self, past, present):
-        """Every past tensor has its present partner from the first-step graph, and every
-        self-attention one also from the step graph."""
-        step_out = set(present.get("decoder_with_past", []))
-        first_out = set(present.get("decoder", []))
-        for name in past:
-            partner = present_name(name)
-            if partner not in first_out or (name in self.self_names and
-                                             partner not in step_out):
-                raise ArtifactError(f"the manifest's KV names do not pair up: {name} has no "
-                                    f"{partner} output; re-export the artifact")
-
     def _check_shapes(self, past, heads, head_dim):
-        shapes = {a.name: a.shape for a in self.sessions["decoder_with_past"].get_inputs()}
+        shapes = {a.name: a.shape for a in self.sessions["decoder"].get_inputs()}
         for name in past:
             shape = shapes[name]
             if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != heads) or (
                     isinstance(shape[3], int) and shape[3] != head_dim):
-                raise ArtifactError(f"{name} has shape {shape} in decoder_with_past_model.onnx, "
-                                    f"the manifest says (batch, {heads}, seq, {head_dim})")
+                raise ArtifactError(f"{name} has shape {shape} in decoder_model.onnx, the "
+                                    f"manifest says (batch, {heads}, seq, {head_dim})")
+
+
+def _check_layout(folder, graphs):
+    """One line for an artifact of the old three-graph layout (decoder_model.onnx for the
+    first step + decoder_with_past_model.onnx: the decoder weights packed twice in memory)
+    or one lacking a graph."""
+    files = {g.get("file") for g in graphs.values() if isinstance(g, dict)}
+    if OLD_GRAPH in graphs or OLD_FILE in files:
+        raise ArtifactError(f"{folder} is a seq2seq_lm artifact of the old three-graph layout "
+                            f"({OLD_FILE}); re-export it (python -m exporter --preset ...) "
+                            "to get the two graphs encoder_model.onnx + decoder_model.onnx")
+    missing = [f"{name} ({file})" for name, file in GRAPHS.items() if name not in graphs]
+    if missing:
+        raise ArtifactError(f"{folder} lacks the {', '.join(missing)} graph; re-export it "
+                            "(python -m exporter ...)")
 
 
 class Seq2SeqStep(Step):
-    """One generate call's decoder over the encoder inputs (see the module docstring)."""
+    """One generate call's encoder and decoder (see the module docstring)."""
 
     def __init__(self, graphs, encoder_token_ids, encoder_padding_mask, max_length):
         self.graphs = graphs
-        self.encoder_feeds = {"token_ids": encoder_token_ids,
-                              "padding_mask": encoder_padding_mask}
+        self.encoder_feeds = {"token_ids": np.ascontiguousarray(encoder_token_ids, np.int32),
+                              "padding_mask": np.ascontiguousarray(encoder_padding_mask,
+                                                                   np.int32)}
         self.max_length = max_length  # the cache never holds more positions
         self.origin = np.arange(encoder_token_ids.shape[0])  # input row of each row
-        sessions = graphs.sessions
-        self.bindings = {n: sessions[n].io_binding() for n in ("decoder", "decoder_with_past")}
+        self.bindings = {n: graphs.sessions[n].io_binding() for n in GRAPHS}
         self.cache = None  # made by prefill, when the number of rows is known
         self.encoder_mask = None  # encoder_padding_mask of each row
-        self.logits = None  # decoder_with_past's logits output, bound once
+        self.logits = None  # the steps' logits output (rows, 1, vocab), bound once
         self.fed = ()  # host arrays bound as inputs, kept alive while the graph runs
 
     def prefill(self, token_ids):
         g = self.graphs
-        hidden = g.sessions["encoder"].run(["encoder_hidden_states"], self.encoder_feeds)[0]
-        hidden = np.ascontiguousarray(hidden[self.origin], g.hidden_dtype)
-        self.encoder_mask = np.ascontiguousarray(self.encoder_feeds["padding_mask"][self.origin])
         rows, n = token_ids.shape
-        token_ids = np.ascontiguousarray(token_ids, np.int32)
         self.cache = KVCache(g.self_names, rows, g.num_heads, g.head_dim, self.max_length,
                              g.kv_dtype, g.device)
+        self._encode()
+        token_ids = np.ascontiguousarray(token_ids, np.int32)
         binding = self.bindings["decoder"]
         binding.bind_cpu_input("decoder_token_ids", token_ids)
-        binding.bind_cpu_input("encoder_hidden_states", hidden)
-        binding.bind_cpu_input("encoder_padding_mask", self.encoder_mask)
-        self.fed = (token_ids, hidden)
-        logits = _bind_logits(binding, g.logits["decoder"], rows, n)
+        self._bind_step_inputs()
+        # The first positions' past: 0 positions (the graph's Concat is the new keys alone).
+        empty = np.zeros((rows, g.num_heads, 0, g.head_dim), g.kv_dtype)
+        for name in g.self_names:
+            binding.bind_cpu_input(name, empty)
+        self.fed = (token_ids, empty)
+        logits = _bind_logits(binding, g.logits, rows, n)
         self.cache.bind_present(binding, n)
-        self.cache.bind_static_outputs(binding, g.cross_names, hidden.shape[1])
         g.sessions["decoder"].run_with_iobinding(binding)
         self.cache.advance(n)
-        self._bind_step_inputs()
+        self.logits = _bind_logits(binding, g.logits, rows, 1)
         return logits[:, -1, :]
+
+    def _encode(self):
+        """Run the encoder; its cross-attention K/V become the cache's static entries.
+        When a beam search repeats the input rows, the encoder runs on the inputs once
+        and its outputs are gathered for the rows."""
+        g = self.graphs
+        inputs = len(self.encoder_feeds["token_ids"])
+        same = len(self.origin) == inputs and (self.origin == np.arange(inputs)).all()
+        target = self.cache if same else KVCache([], inputs, g.num_heads, g.head_dim,
+                                                 self.max_length, g.kv_dtype, g.device)
+        binding = self.bindings["encoder"]
+        for name, value in self.encoder_feeds.items():
+            binding.bind_cpu_input(name, value)
+        # Only the cross K/V are bound: the encoder states stay inside ONNX Runtime.
+        target.bind_static_outputs(binding, g.cross_names,
+                                   self.encoder_feeds["token_ids"].shape[1])
+        g.sessions["encoder"].run_with_iobinding(binding)
+        binding.clear_binding_outputs()  # the static buffers are the cache's now
+        if not same:
+            self.cache.gather_static(target, self.origin)
+        self.encoder_mask = np.ascontiguousarray(
+            self.encoder_feeds["padding_mask"][self.origin])
 
     def step(self, token_ids):
         token_ids = np.ascontiguousarray(token_ids, np.int32)
         self.fed = (token_ids,)
-        binding = self.bindings["decoder_with_past"]
+        binding = self.bindings["decoder"]
         binding.bind_cpu_input("decoder_token_ids", token_ids)
         length = self.cache.length
         self.cache.bind_past(binding)
         self.cache.bind_present(binding, length + 1)
-        self.graphs.sessions["decoder_with_past"].run_with_iobinding(binding)
+        self.graphs.sessions["decoder"].run_with_iobinding(binding)
         self.cache.advance(length + 1)
         return self.logits[:, -1, :]
 
@@ -186,13 +213,11 @@ class Seq2SeqStep(Step):
             self.cache.release()
 
     def _bind_step_inputs(self):
-        """decoder_with_past's bindings that stay put across steps: the encoder mask, the
-        cross-attention K/V and the logits."""
-        binding = self.bindings["decoder_with_past"]
+        """The decoder's bindings that stay put across steps: the encoder mask and the
+        cross-attention K/V."""
+        binding = self.bindings["decoder"]
         binding.bind_cpu_input("encoder_padding_mask", self.encoder_mask)
         self.cache.bind_static_inputs(binding)
-        self.logits = _bind_logits(binding, self.graphs.logits["decoder_with_past"],
-                                   self.cache.rows, 1)
 
 
 def _kv_kinds(past, kv):
@@ -229,10 +254,3 @@ def _logits_spec(session, vocabulary_size):
     dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
              "tensor(double)": np.float64}.get(out.type, np.float32)
     return int(vocabulary_size), dtype
-
-
-def _input_dtype(graph, name):
-    for spec in graph.get("inputs", []):
-        if spec["name"] == name:
-            return spec["dtype"]
-    return "float32"

@@ -30,14 +30,15 @@ class Step:
     - `reorder(rows)` after a beam step: search row i continues old row `rows[i]`;
     - `close()` at the end, also when the consumer stops early.
 
-    The seq2seq step (runtime.generation.seq2seq_step) runs the encoder and
-    `decoder_model.onnx` in `prefill`, `decoder_with_past_model.onnx` in `step`, and keeps
-    the cross-attention K/V as static cache entries. A decoder-only step (GPT-2, Gemma)
-    drops in next to it: one graph (`model.onnx`) for both, `prefill` running it on the
-    prompt with an empty past (0 positions) and writing `present.{i}.key|value` into the
-    cache, `step` on the new token with `past_key_values.{i}.key|value` bound from the
-    cache (positions come from the key mask inside the graph); for
-    grouped-query attention the cache is sized by the number of key/value heads.
+    The seq2seq step (runtime.generation.seq2seq_step) runs the encoder (which gives the
+    cross-attention K/V, kept as static cache entries) and `decoder_model.onnx` on an
+    empty self-attention past in `prefill`, the same decoder in `step`. A decoder-only
+    step (GPT-2, Gemma) drops in next to it: one graph (`model.onnx`) for both, `prefill`
+    running it on the prompt with an empty past (0 positions) and writing
+    `present.{i}.key|value` into the cache, `step` on the new token with
+    `past_key_values.{i}.key|value` bound from the cache (positions come from the key mask
+    inside the graph); for grouped-query attention the cache is sized by the number of
+    key/value heads.
     """
 
     def prefill(self, token_ids):

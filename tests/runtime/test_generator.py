@@ -216,16 +216,31 @@ def test_artifact_missing_a_graph(bart, tmp_path):
     folder = _copy(bart[0], tmp_path, delete="decoder_model.onnx")
     with pytest.raises(ArtifactError, match="decoder_model.onnx"):
         Generator(folder)
-    folder = _copy(bart[0], tmp_path / "b",
-                   edit=lambda m: m["graphs"].pop("decoder_with_past"))
-    with pytest.raises(ArtifactError, match="lacks the decoder_with_past"):
+    folder = _copy(bart[0], tmp_path / "b", edit=lambda m: m["graphs"].pop("encoder"))
+    with pytest.raises(ArtifactError, match=r"lacks the encoder \(encoder_model.onnx\)"):
         Generator(folder)
+
+
+def test_artifact_of_the_three_graph_layout(bart, tmp_path):
+    """An artifact exported before the two-graph layout (a first-step decoder and
+    decoder_with_past_model.onnx) is one ArtifactError line that says to re-export."""
+    def old_layout(manifest):
+        graphs = manifest["graphs"]
+        graphs["decoder_with_past"] = dict(graphs["decoder"],
+                                           file="decoder_with_past_model.onnx")
+
+    folder = _copy(bart[0], tmp_path, edit=old_layout)
+    with pytest.raises(ArtifactError, match="old three-graph layout") as info:
+        Generator(folder)
+    assert "re-export" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_artifact_with_wrong_kv_names(bart, tmp_path):
     def rename(manifest):
         kv = manifest["kv_cache"]
-        kv["past_inputs"] = [n.replace(".decoder.", ".self.") for n in kv["past_inputs"]]
+        for key in ("past_inputs", "self_attention"):  # consistent, but not the graph's
+            kv[key] = [n.replace(".decoder.", ".self.") for n in kv[key]]
+        kv.pop("present_outputs")
 
     with pytest.raises(ArtifactError, match="does not match the manifest's KV cache names"):
         Generator(_copy(bart[0], tmp_path, edit=rename))
