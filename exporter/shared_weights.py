@@ -1,9 +1,12 @@
 """Weights stored once in an artifact of several graphs.
 
-A seq2seq artifact has three graphs (encoder, first decoder step, cached decoder step) that
-read overlapping weights: both decoder graphs read every decoder weight, and the tied token
-embedding is in all three. Written self-contained, each graph holds its own copy (a
-bart-base-size artifact: 1069 MB of graphs for a 558 MB checkpoint).
+A seq2seq artifact has two graphs (the encoder with the cross-attention K/V, and one cached
+decoder) that read overlapping weights: the tied token embedding is the encoder's token
+embedding and the decoder's token embedding and lm head. Written self-contained, each graph
+holds its own copy. (Each other weight is read by one graph only, so one ONNX Runtime
+session prepacks it; the earlier three-graph layout, a first-step decoder beside the
+cached one, held every decoder weight in two graphs: 1069 MB of graphs for a 558 MB
+bart-base-size checkpoint.)
 
 `share` runs once every graph of an export is final (converted, and quantized when asked):
 it moves each initializer of at least `INLINE_BELOW` bytes into ONE data file that all the

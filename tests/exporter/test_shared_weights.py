@@ -182,20 +182,25 @@ def test_runtime_serves_the_shared_layout(bart):
 
 
 def test_quantized_seq2seq_shares_its_int8_weights(bart, tmp_path):
-    """Sharing runs after quantization: both decoder graphs read the same int8 kernels."""
+    """Sharing runs after quantization: both graphs (encoder, one cached decoder) are int8
+    and every tensor big enough to share is in weights.onnx_data, each stored once."""
     from exporter.export import export_preset
 
     preset = os.path.join(os.path.dirname(bart[0]), "preset")
     folder = tmp_path / "int8"
     manifest = export_preset(preset, output=str(folder), quantize="int8")
     assert manifest["shared_weights"]["file"] == sw.DATA_FILE
-    first = references(folder / "decoder_model.onnx")
-    cached = references(folder / "decoder_with_past_model.onnx")
-    int8 = {name for name, tensor in _initializers(folder / "decoder_model.onnx").items()
-            if tensor.data_type == TensorProto.INT8 and name in first}
-    assert int8 and all(first[name] == cached[name] for name in int8 & set(cached))
-    offsets = [(info["offset"], info["length"]) for f in ("encoder_model.onnx",
-               "decoder_model.onnx", "decoder_with_past_model.onnx")
+    files = [g["file"] for g in manifest["graphs"].values()]
+    assert sorted(files) == ["decoder_model.onnx", "encoder_model.onnx"]
+    for file in files:
+        shared = references(folder / file)
+        tensors = _initializers(folder / file)
+        assert any(t.data_type == TensorProto.INT8 for t in tensors.values()), file
+        inline = {name for name, t in tensors.items()
+                  if t.data_location != TensorProto.EXTERNAL
+                  and len(t.raw_data) >= sw.INLINE_BELOW}
+        assert shared and not inline, file  # what is big enough went to the shared file
+    offsets = [(info["offset"], info["length"]) for f in files
                for info in references(folder / f).values()]
     assert len(set(offsets)) == manifest["shared_weights"]["tensors"]
 
