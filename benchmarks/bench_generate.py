@@ -3,14 +3,20 @@ run on this CPU: our ONNX Runtime `Generator`, our Keras `generate`, keras-hub's
 Hugging Face Optimum's `ORTModelForSeq2SeqLM.generate` on its own ONNX export,
 transformers/PyTorch `generate`, and a no-cache baseline that reruns decoder_model.onnx on
 the whole prefix each step. Batch 1, 64 new tokens, no early stop. Then the position
-flatness of our loop (tokens 200-256 vs 1-50 of a 256-token decode) and what one
-decoder_with_past step costs in the graph itself. Last, the weights-once layout (issue 11
-item 4): artifact bytes against the checkpoint's, and serving memory (RSS and PSS of a
-process holding a Generator, from /proc/PID/smaps_rollup) and ms per token, for an
-artifact with each graph self-contained (before) and with weights.onnx_data (after).
+flatness of our loop (tokens 200-256 vs 1-50 of a 256-token decode) and what one cached
+decoder step costs in the graph itself (ours: decoder_model.onnx, Optimum's:
+decoder_with_past_model.onnx). Last, the weights-once layout (issue 11 item 4): artifact
+bytes against the checkpoint's, and serving memory (RSS and PSS of a process holding a
+Generator, from /proc/PID/smaps_rollup) and ms per token, for an artifact with each graph
+self-contained (before) and with weights.onnx_data (after); `--previous ARTIFACT CHECKOUT`
+adds a row for an artifact of an earlier layout served by that checkout's runtime, e.g.
+the three-graph seq2seq layout (a first-step decoder_model.onnx beside
+decoder_with_past_model.onnx, whose two sessions each prepacked the decoder weights):
 
     python benchmarks/bench_generate.py                  # builds everything in --workdir
     python benchmarks/bench_generate.py --optimum-python /tmp/optimum-venv/bin/python
+    git archive OLD_COMMIT | tar -x -C /tmp/old   # its bench_generate.py exports ARTIFACT
+    python benchmarks/bench_generate.py --previous ARTIFACT /tmp/old --skip self_contained
 
 The checkpoint: transformers' BartForConditionalGeneration with bart-base dimensions
 (d_model 768, 6+6 layers, 12 heads, FFN 3072, 50265 tokens, 1024 positions; note that
@@ -146,23 +152,29 @@ def _packed(gen, new_tokens):
 
 
 def bench_no_cache(artifact, new_tokens):
-    """Greedy with decoder_model.onnx on the whole prefix each step (no KV cache)."""
+    """Greedy with decoder_model.onnx on the whole prefix each step, from an empty past
+    (no KV cache kept)."""
     from runtime.artifact import Artifact
     from runtime.generator import Generator
 
     art = Artifact(artifact)
     x = _packed(Generator(art), new_tokens)
     encoder, decoder = art.session("encoder"), art.session("decoder")
+    kv = art.manifest["kv_cache"]
 
     def run():
-        hidden = encoder.run(["encoder_hidden_states"], {
-            "token_ids": x["encoder_token_ids"],
-            "padding_mask": x["encoder_padding_mask"]})[0]
+        outputs = encoder.run(None, {"token_ids": x["encoder_token_ids"],
+                                     "padding_mask": x["encoder_padding_mask"]})
+        named = dict(zip([o.name for o in encoder.get_outputs()], outputs, strict=True))
+        past = {n: named["present." + n[len("past_key_values."):]]
+                for n in kv["cross_attention"]}
+        empty = np.zeros((1, kv["num_heads"], 0, kv["head_dim"]), "float32")
+        past.update({n: empty for n in kv["self_attention"]})
         ids = x["decoder_token_ids"][:, :len(START)]
         for _ in range(new_tokens):
             logits = decoder.run(["logits"], {
-                "decoder_token_ids": ids, "encoder_hidden_states": hidden,
-                "encoder_padding_mask": x["encoder_padding_mask"]})[0]
+                "decoder_token_ids": ids, "encoder_padding_mask": x["encoder_padding_mask"],
+                **past})[0]
             ids = np.concatenate([ids, logits[:, -1].argmax(-1)[:, None].astype("int32")], 1)
 
     return run
@@ -440,38 +452,46 @@ def artifact_bytes(folder):
     return sum(info["bytes"] for info in files.values())
 
 
-def serving(folder, new_tokens):
+def serving(folder, new_tokens, repo=REPO):
     """RSS, PSS, anonymous and file-backed bytes, and the median seconds per generate, of a
-    fresh process serving `folder` with a Generator."""
-    out = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, REPO, folder, str(new_tokens),
+    fresh process serving `folder` with a Generator (the runtime of the checkout `repo`)."""
+    out = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, repo, folder, str(new_tokens),
                           PROMPT], capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"serving {folder} failed: {out.stderr.strip()[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def weights_once(hf_dir, after, workdir, new_tokens):
-    """Lines: checkpoint, before and after bytes; serving RSS / PSS / ms per token."""
-    before = export_self_contained(hf_dir, os.path.join(workdir, "artifact_self_contained"))
+def weights_once(hf_dir, after, workdir, new_tokens, previous=None, self_contained=True):
+    """Lines: checkpoint, before and after bytes; serving RSS / PSS / ms per token.
+    `previous`: (artifact, checkout) of an earlier layout served by that checkout's runtime,
+    e.g. the three-graph seq2seq layout (decoder_model.onnx + decoder_with_past_model.onnx),
+    a row beside the current one."""
     checkpoint = os.path.getsize(os.path.join(hf_dir, "model.safetensors"))
     print(f"\nweights once: checkpoint model.safetensors {checkpoint / 1e6:.1f} MB")
     rows = {}
-    for name, folder in (("before (self-contained graphs)", before),
-                         ("after (weights.onnx_data)", after)):
+    if self_contained:
+        before = export_self_contained(hf_dir, os.path.join(workdir,
+                                                            "artifact_self_contained"))
+        rows["before (self-contained graphs)"] = (before, REPO)
+    if previous is not None:
+        rows["previous layout (its checkout)"] = previous
+    rows["after (weights.onnx_data)"] = (after, REPO)
+    for name, (folder, _) in rows.items():
         size = artifact_bytes(folder)
+        graphs = sorted(f for f in os.listdir(folder) if f.endswith(".onnx"))
         print(f"{name:32} artifact {size / 1e6:7.1f} MB = {size / checkpoint:.2f}x the "
-              "checkpoint")
-        rows[name] = folder
+              f"checkpoint ({', '.join(graphs)})")
     results = {name: [] for name in rows}
-    for _ in range(2):  # processes alternate, so load drifts hit both alike
-        for name, folder in rows.items():
-            results[name].append(serving(folder, new_tokens))
+    for _ in range(3):  # processes alternate, so load drifts hit both alike
+        for name, (folder, repo) in rows.items():
+            results[name].append(serving(folder, new_tokens, repo))
     for name, runs in results.items():
         m = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(f"{name:32} serving RSS {m['rss'] / 2**20:6.0f} MiB, PSS "
               f"{m['pss'] / 2**20:6.0f} MiB (anonymous {m['anonymous'] / 2**20:.0f}, "
               f"file-backed {m['file_backed'] / 2**20:.0f}), "
-              f"{m['seconds'] * 1000 / new_tokens:.2f} ms/token")
+              f"{m['seconds'] * 1000 / new_tokens:.2f} ms/token (median of {len(runs)})")
 
 
 def main():
@@ -482,7 +502,11 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--optimum-python", default="/tmp/optimum-venv/bin/python")
     p.add_argument("--skip", default="", help="comma list: keras,keras_hub,torch,optimum,"
-                                              "no_cache,flat,graph,profile,memory")
+                                              "no_cache,flat,graph,profile,memory,"
+                                              "self_contained")
+    p.add_argument("--previous", nargs=2, metavar=("ARTIFACT", "CHECKOUT"),
+                   help="a serving-memory row for an artifact of an earlier layout, served "
+                        "by that checkout's runtime (e.g. `git archive` of the commit)")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     os.makedirs(args.workdir, exist_ok=True)
@@ -542,7 +566,7 @@ def main():
         early, late, _ = flatness(artifact, args.flat_tokens)
         print(f"\nflatness, one {args.flat_tokens}-token decode: tokens 1-50 {early:.2f} ms, "
               f"200-256 {late:.2f} ms per token: {late / early:.2f}x (target <= 1.3x)")
-    graphs = {"ours": os.path.join(artifact, "decoder_with_past_model.onnx"),
+    graphs = {"ours": os.path.join(artifact, "decoder_model.onnx"),  # the one decoder
               "Optimum": os.path.join(args.workdir, "optimum", "decoder_with_past_model.onnx")}
     graphs = {k: v for k, v in graphs.items() if os.path.isfile(v)}
     if "graph" not in skip:
@@ -550,7 +574,8 @@ def main():
             print(f"{name} decoder_with_past alone (session.run, batch 1): " + ", ".join(
                 f"past {k}: {v:.2f} ms" for k, v in cost.items()))
     if "memory" not in skip:
-        weights_once(hf_dir, artifact, args.workdir, n)
+        weights_once(hf_dir, artifact, args.workdir, n, previous=args.previous,
+                     self_contained="self_contained" not in skip)
     if "profile" not in skip:
         for name, path in graphs.items():
             profile = op_profile(path)
