@@ -218,7 +218,8 @@ class BartSeq2SeqLM(Seq2SeqLM):
                 "decoder_padding_mask": output_mask(tokens, dec_mask, stop_token_ids)}
 
     def _functions(self):
-        """The encoder (with the cross K/V) and the decoder step, as tf.functions on the TF backend."""
+        """The encoder (with the cross K/V) and the decoder step, as tf.functions on the
+        TF backend."""
         if self._generate_functions is None:
             fns = {
                 "encoder": lambda ids, mask: self.call_encoder_with_cross_kv(ids, mask),
