@@ -193,7 +193,6 @@ def _export(model, preprocessor, target, output, atol, opset, source, quantize=N
         if "gate" not in inspect.signature(spec.validate).parameters:
             raise ExportError(f"--quantize {quantize} is not supported for {spec.task} yet "
                               "(its export spec has no quality gate)")
-        Q.check_size(external_data.weights_bytes(merged.weights), external_data.LIMIT_BYTES)
         gate = dataclasses.replace(gate or GateLimits(), mode=quantize)
     with target as tmp:  # published whole at the end, or nothing is
         entries, paths, quantized, rewrites = {}, {}, {}, {}

@@ -40,6 +40,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from exporter import external_data
 from exporter.errors import ExportError
 
 # The MatMuls that read GELU's output (the FFN output projections) have inputs with
@@ -80,14 +81,6 @@ def check_task(mode, task):
                           "use --quantize int8")
 
 
-def check_size(weights_bytes, limit):
-    """Refuse models whose float32 graph needs external data (over 2 GB): untested."""
-    if weights_bytes > limit:
-        raise ExportError(f"--quantize supports models under 2 GB of float32 weights; "
-                          f"this one has {weights_bytes / 1e9:.1f} GB (export it without "
-                          "--quantize)")
-
-
 def after_gelu(proto):
     """Names of the MatMul / Gemm nodes whose input is a (fused, com.microsoft) GELU's
     output. Unfused GELUs (e.g. GPT-2's tanh form) are not found."""
@@ -104,16 +97,28 @@ def kept_float(proto, mode):
 
 def quantize_file(path, mode="int8"):
     """Quantize the graph at `path` in place; returns (proto, the counts the manifest
-    records)."""
-    before = onnx.load(path)
+    records). A float graph over 2 GB has its weights in external data beside it: they
+    are read in, and the quantized graph is written inline when it fits under protobuf's
+    limit, else with its own (aligned) data file; the float data file goes either way."""
+    before, float_files = _load(path)
     floats = sum(t.ByteSize() for t in before.graph.initializer)
     folded = fold_constant_weights(before)
     if mode == "int4":
         after, exclude = _int4(before), []
     else:
-        after, exclude = _int8(before, path, mode)
+        exclude = kept_float(before, mode)
+        if mode == "int8-ffn-float" and not exclude:
+            raise ExportError(f"--quantize int8-ffn-float keeps the MatMuls after a fused "
+                              f"GELU in float, and {os.path.basename(path)} has none (an "
+                              "unfused or gated GELU); use --quantize int8")
+        if folded:  # ORT's int8 quantizer reads the file (a ModelProto it would copy)
+            save(before, path, float_files)
+            float_files = _data_files(path)
+        del before  # only the quantizer's float copy from here on
+        after = _int8(path, exclude, external=bool(float_files))
     _drop_inferred_types(after.graph)
-    onnx.save_model(after, path)
+    quantized = sum(t.ByteSize() for t in after.graph.initializer)  # before moved out
+    save(after, path, float_files)
     ops = Counter(n.op_type for n in after.graph.node)
     kind = "int4" if mode == "int4" else "int8"
     return after, {
@@ -122,28 +127,61 @@ def quantize_file(path, mode="int8"):
         "float_matmuls": ops["MatMul"] + ops["Gemm"],
         "kept_float": len(exclude),
         "folded_weights": folded,
-        "initializer_bytes": {"float32": floats,
-                              kind: sum(t.ByteSize() for t in after.graph.initializer)},
+        "initializer_bytes": {"float32": floats, kind: quantized},
     }
 
 
-def _int8(proto, path, mode):
+def _data_files(path):
+    """Paths of the external data files the graph at `path` references."""
+    header = onnx.load(path, load_external_data=False)
+    folder = os.path.dirname(os.path.abspath(path))
+    return [os.path.join(folder, f) for f in sorted(external_data.external_files(header))]
+
+
+def _load(path):
+    """The graph at `path` with its weights in memory, and the data files they came from."""
+    files = _data_files(path)
+    return onnx.load(path), files
+
+
+def save(proto, path, stale=()):
+    """Write `proto` (weights in memory) to `path`: inline under `LIMIT_BYTES`, else with
+    its weights in `<file>_data`, aligned as the float export writes them. Files in
+    `stale` (the data the graph was read from, ours in the staging folder) are removed
+    or overwritten. Returns True when the data is external."""
+    size = sum(t.ByteSize() for t in proto.graph.initializer)
+    if size <= external_data.LIMIT_BYTES:
+        onnx.save_model(proto, path)
+        for name in stale:
+            os.remove(name)
+        return False
+    with external_data.ExternalDataWriter(path) as writer:  # truncates a stale namesake
+        for tensor in proto.graph.initializer:
+            # one tensor at a time: its in-memory bytes go as soon as it is on disk
+            tensor.CopyFrom(writer.add(numpy_helper.to_array(tensor), tensor.name))
+    with open(path, "wb") as f:
+        f.write(proto.SerializeToString())
+    for name in stale:
+        if os.path.abspath(name) != os.path.abspath(writer.path):
+            os.remove(name)
+    return True
+
+
+def _int8(path, exclude, external):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    exclude = kept_float(proto, mode)
-    if mode == "int8-ffn-float" and not exclude:
-        raise ExportError(f"--quantize int8-ffn-float keeps the MatMuls after a fused GELU in "
-                          f"float, and {os.path.basename(path)} has none (an unfused or gated "
-                          "GELU); use --quantize int8")
     tmp = path + ".int8"
-    with _quiet():  # its advice to run ORT's pre-processing first
-        quantize_dynamic(
-            proto, tmp, op_types_to_quantize=OP_TYPES, per_channel=True,
-            reduce_range=False, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
-            extra_options={"MatMulConstBOnly": True})
-    after = onnx.load(tmp)
-    os.remove(tmp)
-    return after, exclude
+    try:
+        with _quiet():  # its advice to run ORT's pre-processing first
+            quantize_dynamic(
+                path, tmp, op_types_to_quantize=OP_TYPES, per_channel=True,
+                reduce_range=False, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
+                extra_options={"MatMulConstBOnly": True}, use_external_data_format=external)
+        return onnx.load(tmp)
+    finally:
+        for name in (tmp, tmp + ".data"):  # ORT names its external data <file>.data
+            if os.path.exists(name):
+                os.remove(name)
 
 
 def _int4(proto):
