@@ -12,9 +12,24 @@ import sys
 
 import pytest
 
-pytest.importorskip("tritonclient.grpc")
 from google.protobuf import text_format  # noqa: E402
-from tritonclient.grpc import model_config_pb2  # noqa: E402
+
+
+def _model_config_pb2():
+    """Triton's generated ModelConfig module, read from the tritonclient package without
+    importing `tritonclient.grpc` itself: that package wants its [grpc] extra, whose
+    protobuf<7 pin would break transformers' SentencePiece reader (a test oracle)."""
+    import importlib.util
+
+    tritonclient = pytest.importorskip("tritonclient")
+    path = os.path.join(os.path.dirname(tritonclient.__file__), "grpc", "model_config_pb2.py")
+    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+model_config_pb2 = _model_config_pb2()
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from fine_tune_helpers import keras_hub_classifier_preset  # noqa: E402
