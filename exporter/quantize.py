@@ -224,8 +224,8 @@ def fold_constant_weights(proto):
         if nodes is None:
             continue
         value = _evaluate(nodes, weight, init, graph, opset)
-        graph.initializer.append(numpy_helper.from_array(value, weight))
-        init[weight] = graph.initializer[-1]
+        init[weight] = _add_initializer(graph, value, weight)
+        del value
         graph.node.remove(producer.pop(weight))  # the initializer is the tensor now
         folded += 1
     if folded:
@@ -249,9 +249,30 @@ def _constant_subgraph(name, producer, init):
     return [n for n in producer.values() if id(n) in seen]
 
 
+def _add_initializer(graph, value, name):
+    """Append `value` as initializer `name`, holding at most two copies of its bytes at a
+    time (from_array + append would hold three: the lm head is 2 GB at Gemma's widths)."""
+    tensor = graph.initializer.add()
+    tensor.name = name
+    tensor.data_type = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
+    tensor.dims.extend(value.shape)
+    tensor.raw_data = np.ascontiguousarray(value, value.dtype.newbyteorder("<")).tobytes()
+    return tensor
+
+
 def _evaluate(nodes, name, init, graph, opset):
     """The value of tensor `name`, computed by `nodes` over the initializers."""
     from onnx.reference import ReferenceEvaluator
+
+    if len(nodes) == 1 and nodes[0].op_type == "Transpose" and nodes[0].input[0] in init:
+        # A tied lm head: numpy transposes a view of the embedding's bytes, where the
+        # reference evaluator copies the subgraph's weights several times (10 GB more
+        # for Gemma's 2 GB embedding, measured).
+        perm = next((list(a.ints) for a in nodes[0].attribute if a.name == "perm"), None)
+        return np.ascontiguousarray(numpy_helper.to_array(init[nodes[0].input[0]]).T
+                                    if perm is None else
+                                    numpy_helper.to_array(init[nodes[0].input[0]])
+                                    .transpose(perm))
 
     order = {id(n): i for i, n in enumerate(graph.node)}
     nodes = sorted({id(n): n for n in nodes}.values(), key=lambda n: order[id(n)])
