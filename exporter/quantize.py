@@ -157,8 +157,12 @@ def save(proto, path, stale=()):
         return False
     with external_data.ExternalDataWriter(path) as writer:  # truncates a stale namesake
         for tensor in proto.graph.initializer:
+            array = numpy_helper.to_array(tensor)
+            if array.nbytes < external_data.INLINE_BELOW:
+                continue  # scalars and shapes stay as they are (the writer makes 0-d 1-d)
             # one tensor at a time: its in-memory bytes go as soon as it is on disk
-            tensor.CopyFrom(writer.add(numpy_helper.to_array(tensor), tensor.name))
+            tensor.CopyFrom(writer.add(array, tensor.name))
+            del array
     with open(path, "wb") as f:
         f.write(proto.SerializeToString())
     for name in stale:
