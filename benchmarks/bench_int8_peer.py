@@ -22,6 +22,7 @@
     python benchmarks/bench_int8_peer.py                        # both sections
     python benchmarks/bench_int8_peer.py --skip bart --rounds 11
     python benchmarks/bench_int8_peer.py --bart-hf /tmp/h2/hf   # reuse a BART checkpoint
+    python benchmarks/bench_int8_peer.py --skip bart --variants # where the gap comes from
 
 Optimum: optimum-onnx 0.1.0 pins transformers<4.58, so it runs from a side virtualenv
 (--optimum-python, default /work/venvs/optimum/bin/python) made as bench_generate.py's
@@ -176,6 +177,19 @@ def op_counts(path):
     return ", ".join(f"{k} {ops[k]}" for k in keys if ops[k])
 
 
+def variant_int8(fp32_path, out, const_b_only):
+    """Diagnostic rows, not a product mode: our float32 graph quantized with our settings
+    but nothing kept float (const_b_only) or, like Optimum, also the activation x activation
+    MatMuls of attention (QK^T, weights x V) quantized per call."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    if not os.path.isfile(out):
+        quantize_dynamic(fp32_path, out, op_types_to_quantize=["MatMul", "Gemm"],
+                         per_channel=True, reduce_range=False, weight_type=QuantType.QInt8,
+                         extra_options={"MatMulConstBOnly": const_b_only})
+    return out
+
+
 def section_distilbert(args):
     import onnxruntime as ort
 
@@ -190,6 +204,11 @@ def section_distilbert(args):
                                         os.path.join(args.workdir, "optimum_fp32"),
                                         os.path.join(args.workdir, "optimum_int8"))
     paths["optimum int8"], paths["optimum fp32"] = opt_int8, opt_fp32
+    if args.variants:
+        paths["ours all-W"] = variant_int8(paths["ours fp32"], os.path.join(
+            args.workdir, "variant_weights_int8.onnx"), True)
+        paths["ours all-MM"] = variant_int8(paths["ours fp32"], os.path.join(
+            args.workdir, "variant_all_matmul_int8.onnx"), False)
     sessions = {name: ort.InferenceSession(p, ort.SessionOptions(),
                                            providers=["CPUExecutionProvider"])
                 for name, p in paths.items()}
@@ -214,6 +233,9 @@ def section_distilbert(args):
         print(f"    ours fp32 / optimum fp32 = {med['ours fp32'] / med['optimum fp32']:.3f}")
         print(f"    int8 / fp32: ours {med['ours int8'] / med['ours fp32']:.3f}, "
               f"optimum {med['optimum int8'] / med['optimum fp32']:.3f}")
+        for name in ("ours all-W", "ours all-MM"):
+            if name in med:
+                print(f"    {name} / optimum int8 = {med[name] / med['optimum int8']:.3f}")
 
 
 # -- (b) BART-base int8 vs fp32 per token --------------------------------------------------
@@ -249,6 +271,10 @@ def main():
     parser.add_argument("--bart-hf", help="an existing bart-base-size Transformers checkpoint")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--variants", action="store_true",
+                        help="also time two diagnostic int8 variants of our float32 graph: "
+                        "all-W (every weight MatMul int8, none kept float) and all-MM "
+                        "(also attention's activation MatMuls, as Optimum does)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["distilbert", "bart"])
     args = parser.parse_args()
     if "distilbert" not in args.skip and not os.path.isfile(args.optimum_python):
