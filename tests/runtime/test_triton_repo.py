@@ -11,8 +11,7 @@ import subprocess
 import sys
 
 import pytest
-
-from google.protobuf import text_format  # noqa: E402
+from google.protobuf import text_format
 
 
 def _model_config_pb2():
