@@ -9,7 +9,9 @@ import sys
 import textwrap
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NOISE = re.compile(r"oneDNN|cuda|cuInit|absl|^[IWEF]\d{4} |tensorflow/core|cpu_feature_guard"
+# TensorFlow's CUDA lines ("Could not find cuda drivers", cudart stubs), not the word CUDA
+# itself: --help names the CUDA provider.
+NOISE = re.compile(r"oneDNN|cuda driver|cudart|cuInit|absl|^[IWEF]\d{4} |tensorflow/core|cpu_feature_guard"
                    r"|rebuild TensorFlow", re.I)
 
 
