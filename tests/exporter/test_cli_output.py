@@ -11,8 +11,8 @@ import textwrap
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # TensorFlow's CUDA lines ("Could not find cuda drivers", cudart stubs), not the word CUDA
 # itself: --help names the CUDA provider.
-NOISE = re.compile(r"oneDNN|cuda driver|cudart|cuInit|absl|^[IWEF]\d{4} |tensorflow/core|cpu_feature_guard"
-                   r"|rebuild TensorFlow", re.I)
+NOISE = re.compile(r"oneDNN|cuda driver|cudart|cuInit|absl|^[IWEF]\d{4} |tensorflow/core"
+                   r"|cpu_feature_guard|rebuild TensorFlow", re.I)
 
 
 def exporter(*args):
