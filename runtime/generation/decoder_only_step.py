@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.errors import ArtifactError
-from runtime.generation.kv_cache import KVCache, present_name
+from runtime.generation.kv_cache import KVCache, check_io_names, check_kv_shapes, present_name
 from runtime.generation.seq2seq_step import _bind_logits, _logits_spec
 from runtime.generation.step import Step
 
@@ -48,7 +48,8 @@ class DecoderOnlyGraphs:
             raise ArtifactError("manifest.json: a causal_lm artifact has no cross-attention "
                                 "cache (kv_cache.cross_attention); re-export the artifact")
         self._check_names(kv.get("present_outputs") or {})
-        self._check_shapes(kv["num_heads"], kv["head_dim"])
+        check_kv_shapes(self.session, self.names, kv["num_heads"], kv["head_dim"],
+                        f"the {GRAPH} graph")
         self.num_heads, self.head_dim = kv["num_heads"], kv["head_dim"]
         self.kv_dtype = np.dtype(kv.get("dtype", "float32"))
         self.device = ("cuda" if "CUDAExecutionProvider" in self.session.get_providers()
@@ -68,27 +69,9 @@ class DecoderOnlyGraphs:
             raise ArtifactError("the manifest's KV names do not pair up: "
                                 f"kv_cache.present_outputs.{GRAPH} is not the present.* "
                                 "partner of every past input; re-export the artifact")
-        for side, names in (("inputs", PLAIN_INPUTS + self.names),
-                            ("outputs", ["logits", *partners])):
-            have = [a.name for a in (self.session.get_inputs() if side == "inputs"
-                                     else self.session.get_outputs())]
-            lacking = [n for n in names if n not in have]
-            extra = [n for n in have if n not in names] if side == "inputs" else []
-            if lacking or extra:
-                what = "; ".join(filter(None, [
-                    lacking and f"lacks {lacking[:3]}", extra and f"has unexpected {extra[:3]}"]))
-                raise ArtifactError(
-                    f"the {GRAPH} graph does not match the manifest's KV cache names: its "
-                    f"{side} {what}; re-export the artifact")
-
-    def _check_shapes(self, heads, head_dim):
-        shapes = {a.name: a.shape for a in self.session.get_inputs()}
-        for name in self.names:
-            shape = shapes[name]
-            if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != heads) or (
-                    isinstance(shape[3], int) and shape[3] != head_dim):
-                raise ArtifactError(f"{name} has shape {shape} in the {GRAPH} graph, the "
-                                    f"manifest says (batch, {heads}, seq, {head_dim})")
+        check_io_names(self.session, "inputs", PLAIN_INPUTS + self.names,
+                       f"the {GRAPH} graph")
+        check_io_names(self.session, "outputs", ["logits", *partners], f"the {GRAPH} graph")
 
 
 def _check_layout(folder, graphs):

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from runtime.errors import ArtifactError
+
 # Growing buffers first hold this many positions (capped at max_length), then double: a
 # 64-token generation allocates each buffer once.
 INITIAL_POSITIONS = 128
@@ -183,3 +185,29 @@ def _pointer(buffer):
 
 def _size(buffer):
     return buffer.size if isinstance(buffer, np.ndarray) else int(np.prod(buffer.shape()))
+
+
+def check_io_names(session, side, names, label):
+    """One ArtifactError line when the session's `side` ("inputs" or "outputs") lacks one of
+    `names` (or, for inputs, has one more: a graph fed less than it reads cannot run).
+    `label` names the graph in the message."""
+    have = [a.name for a in (session.get_inputs() if side == "inputs"
+                             else session.get_outputs())]
+    lacking = [n for n in names if n not in have]
+    extra = [n for n in have if n not in names] if side == "inputs" else []
+    if lacking or extra:
+        what = "; ".join(filter(None, [
+            lacking and f"lacks {lacking[:3]}", extra and f"has unexpected {extra[:3]}"]))
+        raise ArtifactError(f"{label} does not match the manifest's KV cache names: its "
+                            f"{side} {what}; re-export the artifact")
+
+
+def check_kv_shapes(session, names, heads, head_dim, label):
+    """Every past input of `session` is (batch, heads, seq, head_dim) as the manifest says."""
+    shapes = {a.name: a.shape for a in session.get_inputs()}
+    for name in names:
+        shape = shapes[name]
+        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != heads) or (
+                isinstance(shape[3], int) and shape[3] != head_dim):
+            raise ArtifactError(f"{name} has shape {shape} in {label}, the "
+                                f"manifest says (batch, {heads}, seq, {head_dim})")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.errors import ArtifactError
-from runtime.generation.kv_cache import KVCache, present_name
+from runtime.generation.kv_cache import KVCache, check_io_names, check_kv_shapes, present_name
 from runtime.generation.step import Step
 
 GRAPHS = {"encoder": "encoder_model.onnx", "decoder": "decoder_model.onnx"}
@@ -45,7 +45,8 @@ class Seq2SeqGraphs:
         # growing (self-attention) and static (cross-attention) entries
         self.self_names, self.cross_names = _kv_kinds(past, kv)
         self._check_names(past, kv.get("present_outputs") or {})
-        self._check_shapes(past, kv["num_heads"], kv["head_dim"])
+        check_kv_shapes(self.sessions["decoder"], past, kv["num_heads"], kv["head_dim"],
+                        "decoder_model.onnx")
         self.num_heads, self.head_dim = kv["num_heads"], kv["head_dim"]
         self.kv_dtype = np.dtype(kv.get("dtype", "float32"))
         self.device = ("cuda" if "CUDAExecutionProvider"
@@ -79,26 +80,7 @@ class Seq2SeqGraphs:
             ("decoder", "outputs"): ["logits", *partners["decoder"]],
         }
         for (graph, side), names in want.items():
-            session = self.sessions[graph]
-            have = [a.name for a in (session.get_inputs() if side == "inputs"
-                                     else session.get_outputs())]
-            lacking = [n for n in names if n not in have]
-            extra = [n for n in have if n not in names] if side == "inputs" else []
-            if lacking or extra:
-                what = "; ".join(filter(None, [
-                    lacking and f"lacks {lacking[:3]}", extra and f"has unexpected {extra[:3]}"]))
-                raise ArtifactError(
-                    f"{GRAPHS[graph]} does not match the manifest's KV cache names: its "
-                    f"{side} {what}; re-export the artifact")
-
-    def _check_shapes(self, past, heads, head_dim):
-        shapes = {a.name: a.shape for a in self.sessions["decoder"].get_inputs()}
-        for name in past:
-            shape = shapes[name]
-            if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != heads) or (
-                    isinstance(shape[3], int) and shape[3] != head_dim):
-                raise ArtifactError(f"{name} has shape {shape} in decoder_model.onnx, the "
-                                    f"manifest says (batch, {heads}, seq, {head_dim})")
+            check_io_names(self.sessions[graph], side, names, GRAPHS[graph])
 
 
 def _check_layout(folder, graphs):
