@@ -17,12 +17,12 @@ was (still correct, only slower), and every export is validated against Keras af
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import onnx
 from onnx import helper, numpy_helper
 
+from exporter.fuse_attention import consumers as _consumers
 from exporter.fuse_attention import fuse_attention
+from exporter.fuse_attention import producers as _producers
 
 MS_DOMAIN = "com.microsoft"
 # --optimize levels: "basic" the clean-up above (the default), "fused" also fused attention.
@@ -46,18 +46,6 @@ def optimize(proto: onnx.ModelProto, level: str = "basic") -> dict:
         proto.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     _prune(proto.graph)
     return counts
-
-
-def _consumers(graph):
-    users = defaultdict(list)
-    for node in graph.node:
-        for name in node.input:
-            users[name].append(node)
-    return users
-
-
-def _producers(graph):
-    return {out: node for node in graph.node for out in node.output}
 
 
 def _tensordot_to_matmul(graph):
