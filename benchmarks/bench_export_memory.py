@@ -14,7 +14,12 @@ the line through them the full 18-layer figure (the embedding, 256000 x 2048 = 2
 fp32, is in every run, so external data is exercised).
 
     python benchmarks/bench_export_memory.py --layers 2 4 --workdir /tmp/bench_export_memory
-    python benchmarks/bench_export_memory.py --layers 18   # the full size (needs ~16 GiB)
+    python benchmarks/bench_export_memory.py --layers 18 --serve  # full size (needs ~16 GiB)
+
+`--serve` then measures serving each artifact: a fresh process opens a
+`runtime.generator.Generator`, generates 16 tokens greedily and reports its peak RSS
+(/usr/bin/time -v) and its resident set split into anonymous and file-backed pages
+(/proc/self/smaps_rollup), against the artifact's weight bytes.
 
 The tokenizer is a small SentencePiece model in Gemma's id layout (the export does not
 depend on the vocabulary's size; the model's embedding has 256000 rows).
@@ -64,21 +69,56 @@ def export_peak_rss(preset, output, extra=()):
     return rss / 2**20, seconds
 
 
+SERVE = """
+import sys, time
+from runtime.generator import Generator
+generator = Generator(sys.argv[1])
+start = time.perf_counter()
+generator.generate("The quick brown fox", max_length=24)
+print(f"generate {time.perf_counter() - start:.1f} s")
+for line in open("/proc/self/smaps_rollup"):
+    if line.split(":")[0] in ("Rss", "Anonymous", "Pss_File"):
+        print(line.strip())
+"""
+
+
+def serve_rss(artifact):
+    """Peak RSS (GiB) of a fresh process that serves `artifact`, and its smaps summary."""
+    command = ["/usr/bin/time", "-v", sys.executable, "-c", SERVE, artifact]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"serving {artifact} failed:\n{result.stderr[-3000:]}")
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)[1])
+    return rss / 2**20, " ".join(result.stdout.split())
+
+
+def weight_bytes(artifact):
+    return sum(os.path.getsize(os.path.join(artifact, name)) for name in os.listdir(artifact)
+               if name.endswith((".onnx", ".onnx_data")))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--workdir", default="/tmp/bench_export_memory")
+    parser.add_argument("--serve", action="store_true",
+                        help="also measure serving each artifact (peak RSS of a generate)")
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     figures = {}
     for layers in args.layers:
         preset = os.path.join(args.workdir, f"gemma_2b_widths_{layers}_layers")
         build_preset(preset, layers)
-        rss, seconds = export_peak_rss(preset, os.path.join(args.workdir, f"art_{layers}"))
+        artifact = os.path.join(args.workdir, f"art_{layers}")
+        rss, seconds = export_peak_rss(preset, artifact)
         figures[layers] = rss
         print(f"{layers} layers: export peak RSS {rss:.2f} GiB in {seconds:.0f} s "
               f"(/usr/bin/time -v python -m exporter --preset {preset} --dtype float32)",
               flush=True)
+        if args.serve:
+            peak, summary = serve_rss(artifact)
+            print(f"{layers} layers: serving peak RSS {peak:.2f} GiB for "
+                  f"{weight_bytes(artifact) / 2**30:.2f} GiB of graphs ({summary})", flush=True)
     if len(figures) >= 2:
         (a, ra), (b, rb) = sorted(figures.items())[0], sorted(figures.items())[-1]
         per_layer = (rb - ra) / (b - a)

@@ -1,17 +1,19 @@
 """Two int8 speed figures of issue 11 ("Speed and quality"), measured as ratios in one run
 (the machine is shared and noisy: compare the ratios, not the absolute times).
 
-(a) DistilBERT-base encoder, batch 1 x 128 and 8 x 128: our `--quantize int8` model.onnx
-    against Optimum's int8 of the same checkpoint (target: ours <= 1.0x Optimum's time).
+(a) DistilBERT-base encoder, batch 1 x 128 and 8 x 128: our `--quantize int8` and
+    `--quantize int8-all` model.onnx against Optimum's int8 of the same checkpoint
+    (target: ours <= 1.0x Optimum's time).
     The checkpoint is transformers' DistilBertModel with DistilBertConfig()'s defaults
     (= distilbert-base-uncased's dimensions), random weights, save_pretrained, plus a
     locally written vocab.txt of 30522 tokens (no downloads).
-    Ours:      python -m exporter --preset HF --task backbone [--quantize int8] --output DIR
+    Ours:      python -m exporter --preset HF --task backbone [--quantize int8|int8-all]
+               --output DIR
     Optimum's: optimum-cli export onnx --model HF --task feature-extraction DIR, then
                ORTQuantizer + AutoQuantizationConfig.avx512_vnni(is_static=False,
                per_channel=True), run by the side virtualenv's python (below).
-    All four .onnx files (both int8 and both float32, for reference) are timed in this one
-    process, with this environment's onnxruntime, the same SessionOptions (ORT's defaults:
+    All five .onnx files (the int8 ones and both float32, for reference) are timed in this
+    one process, with this environment's onnxruntime, the same SessionOptions (ORT's defaults:
     all graph optimizations, default thread count), in alternating rounds; medians.
 
 (b) BART-base-size seq2seq, per generated token: our int8 against our float32, both with
@@ -111,12 +113,13 @@ def build_distilbert(folder):
 
 
 def export_ours(hf_dir, folder, task, quantize):
+    """Our export of `hf_dir` (`quantize`: a --quantize mode or None for float32)."""
     if os.path.isfile(os.path.join(folder, "manifest.json")):
         return folder
     cmd = [sys.executable, "-m", "exporter", "--preset", hf_dir, "--task", task,
            "--output", folder, "--overwrite"]
     if quantize:
-        cmd += ["--quantize", "int8"]
+        cmd += ["--quantize", quantize]
     run(cmd, "our export")
     return folder
 
@@ -177,16 +180,16 @@ def op_counts(path):
     return ", ".join(f"{k} {ops[k]}" for k in keys if ops[k])
 
 
-def variant_int8(fp32_path, out, const_b_only):
-    """Diagnostic rows, not a product mode: our float32 graph quantized with our settings
-    but nothing kept float (const_b_only) or, like Optimum, also the activation x activation
-    MatMuls of attention (QK^T, weights x V) quantized per call."""
+def variant_all_matmuls(fp32_path, out):
+    """A diagnostic row, not a product mode: our float32 graph quantized with our settings
+    and, like Optimum, also the activation x activation MatMuls of attention (QK^T,
+    weights x V) quantized per call."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     if not os.path.isfile(out):
         quantize_dynamic(fp32_path, out, op_types_to_quantize=["MatMul", "Gemm"],
                          per_channel=True, reduce_range=False, weight_type=QuantType.QInt8,
-                         extra_options={"MatMulConstBOnly": const_b_only})
+                         extra_options={"MatMulConstBOnly": False})
     return out
 
 
@@ -194,21 +197,16 @@ def section_distilbert(args):
     import onnxruntime as ort
 
     hf = build_distilbert(os.path.join(args.workdir, "distilbert_hf"))
-    paths = {
-        "ours int8": os.path.join(export_ours(hf, os.path.join(args.workdir, "ours_int8"),
-                                              "backbone", True), "model.onnx"),
-        "ours fp32": os.path.join(export_ours(hf, os.path.join(args.workdir, "ours_fp32"),
-                                              "backbone", False), "model.onnx"),
-    }
+    paths = {f"ours {mode or 'fp32'}": os.path.join(export_ours(
+        hf, os.path.join(args.workdir, f"ours_{mode or 'fp32'}"), "backbone", mode),
+        "model.onnx") for mode in ("int8", "int8-all", None)}
     opt_fp32, opt_int8 = export_optimum(args.optimum_python, hf,
                                         os.path.join(args.workdir, "optimum_fp32"),
                                         os.path.join(args.workdir, "optimum_int8"))
     paths["optimum int8"], paths["optimum fp32"] = opt_int8, opt_fp32
     if args.variants:
-        paths["ours all-W"] = variant_int8(paths["ours fp32"], os.path.join(
-            args.workdir, "variant_weights_int8.onnx"), True)
-        paths["ours all-MM"] = variant_int8(paths["ours fp32"], os.path.join(
-            args.workdir, "variant_all_matmul_int8.onnx"), False)
+        paths["ours all-MM"] = variant_all_matmuls(paths["ours fp32"], os.path.join(
+            args.workdir, "variant_all_matmul_int8.onnx"))
     sessions = {name: ort.InferenceSession(p, ort.SessionOptions(),
                                            providers=["CPUExecutionProvider"])
                 for name, p in paths.items()}
@@ -228,14 +226,15 @@ def section_distilbert(args):
               f"({calls} call(s) each)")
         for name in paths:
             print(f"    {name:13s} {med[name] * 1000:8.1f} ms")
-        print(f"    ours int8 / optimum int8 = {med['ours int8'] / med['optimum int8']:.3f}"
-              f"   (target <= 1.0)")
+        for mode in ("int8", "int8-all"):
+            print(f"    ours {mode} / optimum int8 = "
+                  f"{med[f'ours {mode}'] / med['optimum int8']:.3f}   (target <= 1.0)")
         print(f"    ours fp32 / optimum fp32 = {med['ours fp32'] / med['optimum fp32']:.3f}")
         print(f"    int8 / fp32: ours {med['ours int8'] / med['ours fp32']:.3f}, "
               f"optimum {med['optimum int8'] / med['optimum fp32']:.3f}")
-        for name in ("ours all-W", "ours all-MM"):
-            if name in med:
-                print(f"    {name} / optimum int8 = {med[name] / med['optimum int8']:.3f}")
+        if "ours all-MM" in med:
+            print(f"    ours all-MM / optimum int8 = "
+                  f"{med['ours all-MM'] / med['optimum int8']:.3f}")
 
 
 # -- (b) BART-base int8 vs fp32 per token --------------------------------------------------
@@ -246,9 +245,9 @@ def section_bart(args):
 
     hf = args.bart_hf or bg.build_checkpoint(os.path.join(args.workdir, "bart_hf"))
     folders = {"ours int8": export_ours(hf, os.path.join(args.workdir, "bart_int8"),
-                                        "seq2seq_lm", True),
+                                        "seq2seq_lm", "int8"),
                "ours fp32": export_ours(hf, os.path.join(args.workdir, "bart_fp32"),
-                                        "seq2seq_lm", False)}
+                                        "seq2seq_lm", None)}
     n = args.new_tokens
     fns = {}
     for name, folder in folders.items():
@@ -272,9 +271,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--variants", action="store_true",
-                        help="also time two diagnostic int8 variants of our float32 graph: "
-                        "all-W (every weight MatMul int8, none kept float) and all-MM "
-                        "(also attention's activation MatMuls, as Optimum does)")
+                        help="also time a diagnostic int8 variant of our float32 graph: "
+                        "all-MM (also attention's activation MatMuls int8, as Optimum does)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["distilbert", "bart"])
     args = parser.parse_args()
     if "distilbert" not in args.skip and not os.path.isfile(args.optimum_python):

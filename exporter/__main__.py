@@ -24,6 +24,10 @@ SERVE = {
     "causal_lm": ("generate", "The quick brown fox."),
 }
 
+# exporter/quantize.py's MODES, repeated here so --help imports nothing (a test keeps
+# the two equal).
+QUANTIZE_MODES = ("int8", "int8-all", "int8-ffn-float", "int4")
+
 # The quality gate's limits: flag, GateLimits field, its default (exporter/quality_gate.py;
 # repeated here so --help imports nothing) and what it bounds.
 GATE_FLAGS = [
@@ -66,10 +70,12 @@ def parse_args(argv):
     p.add_argument("--opset", type=int, default=None, choices=range(17, 19),
                    metavar="{17,18}", help="ONNX opset (default 17; LayerNormalization "
                    "needs 17)")
-    p.add_argument("--quantize", choices=["int8", "int8-ffn-float", "int4"], default=None,
+    p.add_argument("--quantize", choices=QUANTIZE_MODES, default=None,
                    help="int8: dynamic int8 MatMul / Gemm weights (per-channel), smaller "
-                   "and faster on CPU; int8-ffn-float: the same but the FFN output "
-                   "projections (after GELU) stay float32, closer to float and slower; "
+                   "and faster on CPU, the FFN output projections of the first half of the "
+                   "layers float32; int8-all: every one int8 (Optimum's configuration: "
+                   "fastest, less close to float); int8-ffn-float: every FFN output "
+                   "projection (after GELU) float32, closer to float and slower; "
                    "int4 (causal LMs): weight-only 4-bit MatMulNBits blocks of 32, as "
                    "onnxruntime-genai's builder writes them; checked by a quality gate, "
                    "not --atol")

@@ -115,8 +115,10 @@ def export_model(model, output, preprocessor=None, overwrite=False, atol=None,
         dtype: must be the model's own compute dtype if given (the model is exported as
             it computes; load or build it in another dtype to change it).
         quantize: "int8": dynamic int8 MatMul / Gemm weights (exporter/quantize.py),
-            validated by the quality gate instead of atol; "int8-ffn-float": the same but
-            the FFN output projections (reading GELU's output) stay float32; "int4"
+            validated by the quality gate instead of atol (the FFN output projections of
+            the first half of the layers stay float32); "int8-all": none stay float;
+            "int8-ffn-float": every FFN output projection (reading GELU's output) stays
+            float32; "int4"
             (causal LMs): weight-only 4-bit MatMulNBits blocks.
         gate: the gate's limits for a quantized export (a `GateLimits`; default
             `GateLimits()`).

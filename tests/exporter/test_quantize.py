@@ -276,6 +276,22 @@ def test_int8_ffn_float_keeps_the_matmuls_after_gelu(tmp_path):
     assert all(init[n.input[1]].data_type == onnx.TensorProto.FLOAT for n in after)
 
 
+def test_int8_all_quantizes_every_weight_matmul(tmp_path):
+    out = tmp_path / "q"
+    manifest = export_model(tiny("backbone"), str(out), quantize="int8-all")
+    counts = manifest["quantization"]["graphs"]["model"]
+    assert manifest["quantization"]["mode"] == "int8-all"
+    assert counts["kept_float"] == 0 and counts["quantized_matmuls"] == 2 * 6
+    assert manifest["validation"]["method"] == "quality_gate"
+
+
+def test_cli_offers_every_quantize_mode():
+    from exporter.__main__ import QUANTIZE_MODES
+    from exporter.quantize import MODES
+
+    assert QUANTIZE_MODES == MODES
+
+
 # --quantize int4 (causal LMs): MatMulNBits blocks, the lm head and GPT-2's fused q/k/v
 # projection folded into initializers first so that they are quantized too.
 
