@@ -9,12 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "model_defs"))
+from blocked_imports import RUNTIME_CLI  # noqa: E402
 from test_gemma_helpers import keras_hub_causal_lm  # noqa: E402
 from test_gpt2_helpers import gpt2_bpe, keras_hub_gpt2  # noqa: E402
 
@@ -293,23 +293,10 @@ def test_float16_export(gpt2, tmp_path):
     assert [o.startswith(t) for o, t in zip(out, TEXTS)] == [True] * 3
 
 
-BLOCK = textwrap.dedent("""
-    import sys
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx", "model_defs",
-                                      "exporter", "keras_hub", "torch", "transformers"):
-                raise ImportError("blocked: " + name)
-    sys.meta_path.insert(0, Block())
-    from runtime.__main__ import main
-    sys.exit(main(sys.argv[1:]))
-""")
-
-
 def test_cli_generate_with_tensorflow_blocked(gemma):
     folder, _, model, _ = gemma
     model.compile(sampler="greedy")
-    result = subprocess.run([sys.executable, "-c", BLOCK, "generate", folder, TEXTS[0],
+    result = subprocess.run([sys.executable, "-c", RUNTIME_CLI, "generate", folder, TEXTS[0],
                              TEXTS[2], "--max-length", "24"], cwd=REPO, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr

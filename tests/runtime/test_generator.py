@@ -9,12 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "model_defs"))
+from blocked_imports import RUNTIME_CLI  # noqa: E402
 from test_bart_helpers import keras_hub_bart  # noqa: E402
 
 from runtime import samplers  # noqa: E402
@@ -301,21 +301,8 @@ def test_not_a_seq2seq_artifact(bart, tmp_path):
         Generator(folder)
 
 
-BLOCK = textwrap.dedent("""
-    import sys
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx", "model_defs",
-                                      "exporter", "keras_hub", "torch", "transformers"):
-                raise ImportError("blocked: " + name)
-    sys.meta_path.insert(0, Block())
-    from runtime.__main__ import main
-    sys.exit(main(sys.argv[1:]))
-""")
-
-
 def cli(*args):
-    return subprocess.run([sys.executable, "-c", BLOCK, "generate", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-c", RUNTIME_CLI, "generate", *args], cwd=REPO,
                           capture_output=True, text=True)
 
 

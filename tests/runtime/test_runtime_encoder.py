@@ -10,6 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from blocked_imports import PRELUDE
 
 from runtime.artifact import Artifact, ArtifactError
 from runtime.encoder import Encoder
@@ -32,14 +33,7 @@ def artifacts(keras_hub_presets, tmp_path_factory):
 
 def test_runtime_runs_with_tensorflow_and_keras_blocked(artifacts):
     """A fresh interpreter where importing tensorflow, keras, model_defs or exporter fails."""
-    code = textwrap.dedent(f"""
-        import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx", "model_defs",
-                                          "exporter", "keras_hub", "torch", "transformers"):
-                    raise ImportError("blocked: " + name)
-        sys.meta_path.insert(0, Block())
+    code = PRELUDE + textwrap.dedent(f"""
         from runtime.fill_mask import FillMask
         from runtime.encoder import Encoder
         top = FillMask({artifacts['bert']!r})("Paris is the [MASK] of France.", top_k=2)

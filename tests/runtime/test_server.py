@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ httpx = pytest.importorskip("httpx2")  # the HTTP client openai and huggingface_
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "model_defs"))
+from blocked_imports import RUNTIME_CLI  # noqa: E402
 from fine_tune_helpers import keras_hub_classifier_preset  # noqa: E402
 from test_bart_helpers import keras_hub_bart  # noqa: E402
 from test_gemma_helpers import keras_hub_causal_lm  # noqa: E402
@@ -442,18 +442,7 @@ def test_serve_cli_drains_on_sigterm_with_tensorflow_blocked(artifacts):
     """`python -m runtime serve` in an interpreter where TensorFlow, Keras and the export
     side cannot load; SIGTERM while a generation streams lets it finish, then exits."""
     port = free_port()
-    code = textwrap.dedent("""
-        import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx", "model_defs",
-                                          "exporter", "keras_hub", "torch", "transformers"):
-                    raise ImportError("blocked: " + name)
-        sys.meta_path.insert(0, Block())
-        from runtime.__main__ import main
-        sys.exit(main(sys.argv[1:]))
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", code, "serve", artifacts["minilm"],
+    proc = subprocess.Popen([sys.executable, "-c", RUNTIME_CLI, "serve", artifacts["minilm"],
                              artifacts["bart"], "--name", "emb", "--name", "gen",
                              "--port", str(port)], cwd=REPO, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
