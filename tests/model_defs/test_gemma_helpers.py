@@ -52,8 +52,10 @@ def perturb(weights, seed, scale=0.2):
 
 def keras_hub_causal_lm(dtype=None, sequence_length=16, seed=1, config=TINY_GQA):
     """keras-hub's own tiny GemmaCausalLM with perturbed weights."""
+    import keras
     import keras_hub
 
+    keras.utils.set_random_seed(seed)  # the initializers too: the same model every run
     tokenizer = keras_hub.models.GemmaTokenizer(proto=train_gemma_spm())
     preprocessor = keras_hub.models.GemmaCausalLMPreprocessor(
         tokenizer, sequence_length=sequence_length)

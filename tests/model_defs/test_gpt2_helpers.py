@@ -44,8 +44,10 @@ def gpt2_bpe(folder, vocab_size=420):
 
 def keras_hub_gpt2(directory, vocab, merges, seed=0, sequence_length=12):
     """A perturbed keras-hub GPT2CausalLM saved with its own save_to_preset(directory)."""
+    import keras
     import keras_hub
 
+    keras.utils.set_random_seed(seed)  # the initializers too: the same model every run
     tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocab, merges=merges)
     preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
         tokenizer=tokenizer, sequence_length=sequence_length)
