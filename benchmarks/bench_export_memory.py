@@ -17,9 +17,10 @@ fp32, is in every run, so external data is exercised).
     python benchmarks/bench_export_memory.py --layers 18 --serve  # full size (needs ~16 GiB)
 
 `--serve` then measures serving each artifact: a fresh process opens a
-`runtime.generator.Generator`, generates 16 tokens greedily and reports its peak RSS
-(/usr/bin/time -v) and its resident set split into anonymous and file-backed pages
-(/proc/self/smaps_rollup), against the artifact's weight bytes.
+`runtime.generator.Generator`, generates 19 tokens greedily after a 5-token prompt (token
+ids) and reports its peak RSS (/usr/bin/time -v) and its resident set split into
+anonymous and file-backed pages (/proc/self/smaps_rollup), against the artifact's weight
+bytes.
 
 The tokenizer is a small SentencePiece model in Gemma's id layout (the export does not
 depend on the vocabulary's size; the model's embedding has 256000 rows).
@@ -69,12 +70,17 @@ def export_peak_rss(preset, output, extra=()):
     return rss / 2**20, seconds
 
 
+# Token ids in, token ids out: the random model's ids reach past the small tokenizer's.
 SERVE = """
 import sys, time
+import numpy as np
 from runtime.generator import Generator
 generator = Generator(sys.argv[1])
+ids = np.zeros((1, 24), "int32")
+ids[0, :5] = [2, 651, 4320, 8426, 25341]
 start = time.perf_counter()
-generator.generate("The quick brown fox", max_length=24)
+generator.generate({"token_ids": ids, "padding_mask": ids > 0}, sampler="greedy",
+                   stop_token_ids=None)
 print(f"generate {time.perf_counter() - start:.1f} s")
 for line in open("/proc/self/smaps_rollup"):
     if line.split(":")[0] in ("Rss", "Anonymous", "Pss_File"):

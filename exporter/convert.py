@@ -50,12 +50,18 @@ def to_onnx(variables, fn, input_specs, opset=OPSET, external_data=None, optimiz
     Returns the ModelProto with graph inputs = `input_specs` names, outputs = `fn`'s keys.
     """
     variables = _unique(variables)
-    weight_specs = [tf.TensorSpec(v.shape, v.dtype, name=f"weight_{i}")
+    # The weight placeholders have unknown dims and `tf.ensure_shape` gives the traced ops
+    # their static shapes back (tf2onnx turns it into an Identity it then removes). Why:
+    # Grappler, which tf2onnx runs twice, allocates and fills a fake input of each
+    # placeholder's static shape, i.e. a zeroed copy of every weight: +10 GB for
+    # gemma_2b_en in fp32. An unknown dim costs it one element.
+    weight_specs = [tf.TensorSpec((None,) * len(v.shape), v.dtype, name=f"weight_{i}")
                     for i, v in enumerate(variables)]
     names = list(input_specs)
 
     def traced(*args):
-        weights, inputs = args[: len(variables)], args[len(variables):]
+        weights = [tf.ensure_shape(w, v.shape) for w, v in zip(args, variables)]
+        inputs = args[len(variables):]
         with keras.StatelessScope(state_mapping=list(zip(variables, weights))):
             return fn(dict(zip(names, inputs)))
 
