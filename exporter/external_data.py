@@ -246,3 +246,48 @@ def external_files(proto) -> set:
                 if entry.key == "location":
                     files.add(entry.value)
     return files
+
+
+class TensorReader:
+    """The values of a graph's initializers, inline or in external data files in `folder`,
+    read one tensor at a time (by offset and length), so that a big graph can be
+    rewritten without its weights all in memory."""
+
+    def __init__(self, folder: str):
+        self.folder = os.path.abspath(folder)
+        self.moved = {}  # data file -> where it was moved aside to (still read from there)
+
+    def __call__(self, tensor) -> np.ndarray:
+        if tensor.data_location != TensorProto.EXTERNAL:
+            return numpy_helper.to_array(tensor)
+        info = {e.key: e.value for e in tensor.external_data}
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
+        with open(self._path(info["location"]), "rb") as f:
+            f.seek(int(info.get("offset", 0)))
+            count = int(info["length"]) // dtype.itemsize if "length" in info else -1
+            array = np.fromfile(f, dtype=dtype, count=count)
+        return array.reshape(tuple(tensor.dims))
+
+    def nbytes(self, tensor) -> int:
+        if tensor.data_location == TensorProto.EXTERNAL:
+            return int(next(e.value for e in tensor.external_data if e.key == "length"))
+        return tensor.ByteSize()
+
+    def move_aside(self, path: str) -> str:
+        """Rename data file `path` (to write a new one of its name) and keep reading its
+        tensors from the new name, which is returned."""
+        path = os.path.abspath(path)
+        aside = path + ".reading"
+        os.replace(path, aside)
+        self.moved[path] = aside
+        return aside
+
+    @staticmethod
+    def has_external(proto) -> bool:
+        return has_external_data(proto)
+
+    def _path(self, location: str) -> str:
+        if os.path.isabs(location) or os.path.basename(location) != location:
+            raise ValueError(f"external data location {location!r} is not a file name")
+        path = os.path.join(self.folder, location)
+        return self.moved.get(path, path)

@@ -105,32 +105,35 @@ def quantize_file(path, mode="int8"):
     records). A float graph over 2 GB has its weights in external data beside it: they
     are read in, and the quantized graph is written inline when it fits under protobuf's
     limit, else with its own (aligned) data file; the float data file goes either way."""
+    if mode == "int4":
+        return _int4_file(path)
     before, float_files = _load(path)
     floats = sum(t.ByteSize() for t in before.graph.initializer)
     folded = fold_constant_weights(before)
-    if mode == "int4":
-        after, exclude = _int4(before), []
-    else:
-        exclude = kept_float(before, mode)
-        if mode == "int8-ffn-float" and not exclude:
-            raise ExportError(f"--quantize int8-ffn-float keeps the MatMuls after a fused "
-                              f"GELU in float, and {os.path.basename(path)} has none (an "
-                              "unfused or gated GELU); use --quantize int8")
-        if folded:  # ORT's int8 quantizer reads the file (a ModelProto it would copy)
-            save(before, path, float_files)
-            float_files = _data_files(path)
-        del before  # only the quantizer's float copy from here on
-        after = _int8(path, exclude, external=bool(float_files))
+    exclude = kept_float(before, mode)
+    if mode == "int8-ffn-float" and not exclude:
+        raise ExportError(f"--quantize int8-ffn-float keeps the MatMuls after a fused "
+                          f"GELU in float, and {os.path.basename(path)} has none (an "
+                          "unfused or gated GELU); use --quantize int8")
+    if folded:  # ORT's int8 quantizer reads the file (a ModelProto it would copy)
+        save(before, path, float_files)
+        float_files = _data_files(path)
+    del before  # only the quantizer's float copy from here on
+    after = _int8(path, exclude, external=bool(float_files))
     _drop_inferred_types(after.graph)
     quantized = sum(t.ByteSize() for t in after.graph.initializer)  # before moved out
     save(after, path, float_files)
-    ops = Counter(n.op_type for n in after.graph.node)
-    kind = "int4" if mode == "int4" else "int8"
-    return after, {
-        "quantized_matmuls": (ops["MatMulNBits"] if mode == "int4" else
+    return after, _counts(after, "int8", len(exclude), folded, floats, quantized)
+
+
+def _counts(proto, kind, kept, folded, floats, quantized):
+    """What the manifest's quantization block records for one graph."""
+    ops = Counter(n.op_type for n in proto.graph.node)
+    return {
+        "quantized_matmuls": (ops["MatMulNBits"] if kind == "int4" else
                               ops["MatMulInteger"] + ops["DynamicQuantizeMatMul"]),
         "float_matmuls": ops["MatMul"] + ops["Gemm"],
-        "kept_float": len(exclude),
+        "kept_float": kept,
         "folded_weights": folded,
         "initializer_bytes": {"float32": floats, kind: quantized},
     }
@@ -149,20 +152,29 @@ def _load(path):
     return onnx.load(path), files
 
 
-def save(proto, path, stale=()):
-    """Write `proto` (weights in memory) to `path`: inline under `LIMIT_BYTES`, else with
-    its weights in `<file>_data`, aligned as the float export writes them. Files in
-    `stale` (the data the graph was read from, ours in the staging folder) are removed
-    or overwritten. Returns True when the data is external."""
-    size = sum(t.ByteSize() for t in proto.graph.initializer)
+def save(proto, path, stale=(), read=None):
+    """Write `proto` to `path`: inline under `LIMIT_BYTES`, else with its weights in
+    `<file>_data`, aligned as the float export writes them. Its weights are in memory,
+    or (given `read`, an `external_data.TensorReader`) some still in the files in
+    `stale`: the data the graph was read from, ours in the staging folder, which are
+    removed (a namesake of the new data file is moved aside first). Returns True when
+    the data is external."""
+    read = read or external_data.TensorReader(os.path.dirname(os.path.abspath(path)))
+    size = sum(read.nbytes(t) for t in proto.graph.initializer)
+    if read.has_external(proto):
+        stale = [read.move_aside(name) for name in stale]
     if size <= external_data.LIMIT_BYTES:
+        if read.has_external(proto):
+            for tensor in proto.graph.initializer:
+                if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                    tensor.CopyFrom(numpy_helper.from_array(read(tensor), tensor.name))
         onnx.save_model(proto, path)
         for name in stale:
             os.remove(name)
         return False
     with external_data.ExternalDataWriter(path) as writer:  # truncates a stale namesake
         for tensor in proto.graph.initializer:
-            array = numpy_helper.to_array(tensor)
+            array = read(tensor)
             if array.nbytes < external_data.INLINE_BELOW:
                 continue  # scalars and shapes stay as they are (the writer makes 0-d 1-d)
             # one tensor at a time: its in-memory bytes go as soon as it is on disk
@@ -193,16 +205,75 @@ def _int8(path, exclude, external):
                 os.remove(name)
 
 
-def _int4(proto):
-    """MatMulNBits for every MatMul with a constant 2-D weight (the quantizer skips the
-    others: attention's activation x activation MatMuls)."""
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+def _int4_file(path):
+    """int4 for the graph at `path`, in place, holding one float weight at a time.
 
-    with _quiet():
-        quantizer = MatMulNBitsQuantizer(proto, bits=4, op_types_to_quantize=("MatMul",),
-                                         **INT4)
-        quantizer.process()
-    return quantizer.model.model
+    The graph is read without its external data; each MatMul's constant 2-D weight is
+    read from its file (a computed one, the tied lm head's Transpose(embedding),
+    evaluated then), quantized by ONNX Runtime's own block quantizer (the call
+    MatMulNBitsQuantizer makes: the same bytes, `test_quantize` compares them) and
+    replaced by a `MatMulNBits`. Why not the quantizer on the loaded graph: protobuf
+    frees no tensor of a message until the whole message goes, so the float weights,
+    loaded, stay for the whole run (17 GiB peak for 3 GB of Gemma weights, measured)."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        DefaultWeightOnlyQuantizer,
+    )
+
+    quantizer = DefaultWeightOnlyQuantizer(DefaultWeightOnlyQuantConfig(bits=4, **INT4))
+    proto = onnx.load(path, load_external_data=False)
+    graph = proto.graph
+    read = external_data.TensorReader(os.path.dirname(os.path.abspath(path)))
+    float_files = _data_files(path)
+    init = {t.name: t for t in graph.initializer}
+    floats = sum(read.nbytes(t) for t in graph.initializer)
+    producer = {o: n for n in graph.node for o in n.output}
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    nodes, folded = [], 0
+    for node in graph.node:
+        value, computed = _constant_weight(node, init, producer, graph, opset, read)
+        if value is None or value.ndim != 2 or value.dtype != np.float32:
+            nodes.append(node)
+            continue
+        nodes.append(_matmul_nbits(node, value, quantizer, graph))
+        folded += computed
+        del value
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _drop_unread(graph)
+    if not any(o.domain == "com.microsoft" for o in proto.opset_import):
+        proto.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    quantized = sum(read.nbytes(t) for t in graph.initializer)
+    save(proto, path, float_files, read=read)
+    return proto, _counts(proto, "int4", 0, folded, floats, quantized)
+
+
+def _constant_weight(node, init, producer, graph, opset, read):
+    """(value, computed) of a float MatMul's weight if it is constant (an initializer, or
+    computed from initializers only: then computed is 1), else (None, 0)."""
+    if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
+        return None, 0
+    weight = node.input[1]
+    if weight in init:
+        return read(init[weight]), 0
+    nodes = _constant_subgraph(weight, producer, init)
+    if nodes is None:
+        return None, 0
+    return _evaluate(nodes, weight, init, graph, opset, read), 1
+
+
+def _matmul_nbits(node, weight, quantizer, graph):
+    """The MatMulNBits node for `node` with its 4-bit blocks and scales as initializers
+    named as MatMulNBitsQuantizer names them."""
+    packed, scales, _ = quantizer.qbits_block_quant(np.ascontiguousarray(weight))
+    name = node.input[1]
+    graph.initializer.append(numpy_helper.from_array(packed, name + "_Q4"))
+    graph.initializer.append(numpy_helper.from_array(scales, name + "_scales"))
+    k, n = weight.shape
+    return onnx.helper.make_node(
+        "MatMulNBits", [node.input[0], name + "_Q4", name + "_scales"], list(node.output),
+        name=node.name + "_Q4" if node.name else "", domain="com.microsoft", K=k, N=n,
+        bits=4, **{key: INT4[key] for key in ("block_size", "accuracy_level")})
 
 
 class _quiet:
@@ -269,8 +340,9 @@ def _add_initializer(graph, value, name):
     return tensor
 
 
-def _evaluate(nodes, name, init, graph, opset):
-    """The value of tensor `name`, computed by `nodes` over the initializers."""
+def _evaluate(nodes, name, init, graph, opset, read=numpy_helper.to_array):
+    """The value of tensor `name`, computed by `nodes` over the initializers (their
+    values by `read`)."""
     from onnx.reference import ReferenceEvaluator
 
     if len(nodes) == 1 and nodes[0].op_type == "Transpose" and nodes[0].input[0] in init:
@@ -278,17 +350,15 @@ def _evaluate(nodes, name, init, graph, opset):
         # reference evaluator copies the subgraph's weights several times (10 GB more
         # for Gemma's 2 GB embedding, measured).
         perm = next((list(a.ints) for a in nodes[0].attribute if a.name == "perm"), None)
-        return np.ascontiguousarray(numpy_helper.to_array(init[nodes[0].input[0]]).T
-                                    if perm is None else
-                                    numpy_helper.to_array(init[nodes[0].input[0]])
-                                    .transpose(perm))
+        value = read(init[nodes[0].input[0]])
+        return np.ascontiguousarray(value.T if perm is None else value.transpose(perm))
 
     order = {id(n): i for i, n in enumerate(graph.node)}
     nodes = sorted({id(n): n for n in nodes}.values(), key=lambda n: order[id(n)])
     leaves = {i for n in nodes for i in n.input if i in init}
     sub = onnx.helper.make_graph(
         nodes, "fold", [], [onnx.helper.make_empty_tensor_value_info(name)],
-        initializer=[init[i] for i in leaves])
+        initializer=[numpy_helper.from_array(read(init[i]), i) for i in leaves])
     model = onnx.helper.make_model(sub, opset_imports=[
         onnx.helper.make_opsetid("", opset)])
     return np.asarray(ReferenceEvaluator(model).run(None, {})[0])

@@ -35,8 +35,11 @@ def tiny(task):
 
 
 def graph_facts(path):
-    """(op counts, initializers by name) of an ONNX file."""
-    proto = onnx.load(path)
+    """(proto, op counts, initializers by name) of an ONNX file."""
+    return graph_facts_of(onnx.load(path))
+
+
+def graph_facts_of(proto):
     ops = {}
     for node in proto.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
@@ -381,6 +384,39 @@ def test_int4_every_weight_matmul_is_matmulnbits(int4_export):
         assert counts["initializer_bytes"]["int4"] < 0.8 * float_bytes  # embedding float
 
 
+def test_int4_bytes_equal_onnx_runtime_quantizer(int4_export):
+    """Our int4 (one weight at a time) against ONNX Runtime's MatMulNBitsQuantizer run on
+    the whole float graph (its weights folded as ours are): the same MatMulNBits nodes,
+    attributes and 4-bit blocks and scales, byte for byte."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    from exporter.quantize import INT4, fold_constant_weights
+
+    _, _, float_dir, int4_dir, manifest = int4_export
+    for entry in manifest["graphs"].values():
+        reference = onnx.load(str(float_dir / entry["file"]))
+        fold_constant_weights(reference)
+        quantizer = MatMulNBitsQuantizer(reference, bits=4, op_types_to_quantize=("MatMul",),
+                                         **INT4)
+        quantizer.process()
+        want, _, want_init = graph_facts_of(quantizer.model.model)
+        got, _, got_init = graph_facts(str(int4_dir / entry["file"]))
+
+        def nbits(proto):
+            return {n.name: n for n in proto.graph.node if n.op_type == "MatMulNBits"}
+
+        assert sorted(nbits(got)) == sorted(nbits(want)) and nbits(got)
+        for name, node in nbits(want).items():
+            mine = nbits(got)[name]
+            assert list(mine.input) == list(node.input)
+            assert list(mine.output) == list(node.output)
+            assert ({a.name: onnx.helper.get_attribute_value(a) for a in mine.attribute} ==
+                    {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute})
+            for tensor in node.input[1:]:
+                np.testing.assert_array_equal(numpy_helper.to_array(got_init[tensor]),
+                                              numpy_helper.to_array(want_init[tensor]))
+
+
 def test_int4_passes_its_gate_and_the_runtime_serves_it(int4_export):
     from model_defs import CausalLM
     from runtime.generator import Generator
@@ -499,14 +535,14 @@ def external_float(monkeypatch, limit):
 
     monkeypatch.setattr(ext, "STREAM_ABOVE", 0)
     monkeypatch.setattr(ext, "LIMIT_BYTES", limit)
-    read, load = [], Q._load
+    read, data_files = [], Q._data_files
 
     def recording(path):
-        proto, files = load(path)
+        files = data_files(path)
         read.append(files)
-        return proto, files
+        return files
 
-    monkeypatch.setattr(Q, "_load", recording)
+    monkeypatch.setattr(Q, "_data_files", recording)
     return read
 
 
