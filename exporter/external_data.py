@@ -262,7 +262,7 @@ class TensorReader:
             return numpy_helper.to_array(tensor)
         info = {e.key: e.value for e in tensor.external_data}
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
-        with open(self._path(info["location"]), "rb") as f:
+        with open(self.path(info["location"]), "rb") as f:
             f.seek(int(info.get("offset", 0)))
             count = int(info["length"]) // dtype.itemsize if "length" in info else -1
             array = np.fromfile(f, dtype=dtype, count=count)
@@ -270,13 +270,18 @@ class TensorReader:
 
     def nbytes(self, tensor) -> int:
         if tensor.data_location == TensorProto.EXTERNAL:
-            return int(next(e.value for e in tensor.external_data if e.key == "length"))
+            info = {e.key: e.value for e in tensor.external_data}
+            if "length" in info:
+                return int(info["length"])
+            return os.path.getsize(self.path(info["location"])) - int(info.get("offset", 0))
         return tensor.ByteSize()
 
     def move_aside(self, path: str) -> str:
         """Rename data file `path` (to write a new one of its name) and keep reading its
         tensors from the new name, which is returned."""
-        path = os.path.abspath(path)
+        if os.path.dirname(os.path.abspath(path)) != self.folder:
+            raise ValueError(f"{path} is not in {self.folder}")
+        path = os.path.join(self.folder, os.path.basename(path))
         aside = path + ".reading"
         os.replace(path, aside)
         self.moved[path] = aside
@@ -286,7 +291,8 @@ class TensorReader:
     def has_external(proto) -> bool:
         return has_external_data(proto)
 
-    def _path(self, location: str) -> str:
+    def path(self, location: str) -> str:
+        """Where the data file `location` (a plain file name in the folder) is read."""
         if os.path.isabs(location) or os.path.basename(location) != location:
             raise ValueError(f"external data location {location!r} is not a file name")
         path = os.path.join(self.folder, location)

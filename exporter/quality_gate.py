@@ -46,7 +46,7 @@ DEFAULTS = {
 @dataclass(frozen=True)
 class GateLimits:
     """The lowest value each measure may take; None: the default of `mode` (`DEFAULTS`,
-    int8's for int8-ffn-float)."""
+    int8's for int8-all and int8-ffn-float)."""
 
     cosine_mean: float | None = None
     cosine_min: float | None = None

@@ -16,6 +16,7 @@ import onnxruntime as ort
 import pytest
 
 from exporter.lora import export_model, merged_copy
+from tests.blocked_imports import RUNTIME_CLI
 from tests.fine_tune_helpers import LABELS, SENTENCES, tiny_classifier, tiny_masked_lm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -96,17 +97,7 @@ def test_text_classifier_lora_preset_exports_with_cli_and_serves(tmp_path):
     assert [r["label"] for r in results] == np.argmax(
         model.predict(SENTENCES, verbose=0), -1).tolist()
     # The CLI, in an interpreter where TensorFlow, Keras and the export side cannot load.
-    blocked = (
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'model_defs',\n"
-        "                                  'exporter', 'keras_hub', 'torch'):\n"
-        "            raise ImportError('blocked: ' + name)\n"
-        "sys.meta_path.insert(0, Block())\n"
-        "from runtime.__main__ import main\n"
-        "sys.exit(main(sys.argv[1:]))\n")
-    cli = subprocess.run([sys.executable, "-c", blocked, "classify", str(tmp_path / "artifact"),
+    cli = subprocess.run([sys.executable, "-c", RUNTIME_CLI, "classify", str(tmp_path / "artifact"),
                           SENTENCES[0], "--json"], capture_output=True, text=True, cwd=ROOT)
     assert cli.returncode == 0, cli.stderr
     line = json.loads(cli.stdout.splitlines()[0])

@@ -285,7 +285,14 @@ def test_int8_all_quantizes_every_weight_matmul(tmp_path):
     counts = manifest["quantization"]["graphs"]["model"]
     assert manifest["quantization"]["mode"] == "int8-all"
     assert counts["kept_float"] == 0 and counts["quantized_matmuls"] == 2 * 6
+    assert manifest["quantization"]["kept_float"] == "none"
     assert manifest["validation"]["method"] == "quality_gate"
+    # The embedding tables are 8-bit too (uint8, one scale), dequantized after the lookup
+    # (as Optimum's).
+    proto, _, init = graph_facts(str(out / "model.onnx"))
+    tables = [init[n.input[0]] for n in proto.graph.node
+              if n.op_type == "Gather" and n.input[0] in init and len(init[n.input[0]].dims) == 2]
+    assert tables and all(t.data_type == onnx.TensorProto.UINT8 for t in tables)
 
 
 def test_cli_offers_every_quantize_mode():
@@ -296,7 +303,7 @@ def test_cli_offers_every_quantize_mode():
 
 
 # --quantize int4 (causal LMs): MatMulNBits blocks, the lm head and GPT-2's fused q/k/v
-# projection folded into initializers first so that they are quantized too.
+# projection evaluated from the weights they are computed from, so they are quantized too.
 
 WIDE = dict(num_layers=2, hidden_dim=64, intermediate_dim=128)  # blocks of 32 fit
 
