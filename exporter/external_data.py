@@ -287,10 +287,6 @@ class TensorReader:
         self.moved[path] = aside
         return aside
 
-    @staticmethod
-    def has_external(proto) -> bool:
-        return has_external_data(proto)
-
     def path(self, location: str) -> str:
         """Where the data file `location` (a plain file name in the folder) is read."""
         if os.path.isabs(location) or os.path.basename(location) != location:

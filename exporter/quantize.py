@@ -166,10 +166,11 @@ def save(proto, path, stale=(), read=None):
     the data is external."""
     read = read or external_data.TensorReader(os.path.dirname(os.path.abspath(path)))
     size = sum(read.nbytes(t) for t in proto.graph.initializer)
-    if read.has_external(proto):
+    external = external_data.has_external_data(proto)
+    if external:
         stale = [read.move_aside(name) for name in stale]
     if size <= external_data.LIMIT_BYTES:
-        if read.has_external(proto):
+        if external:
             for tensor in proto.graph.initializer:
                 if tensor.data_location == onnx.TensorProto.EXTERNAL:
                     tensor.CopyFrom(numpy_helper.from_array(read(tensor), tensor.name))
@@ -237,7 +238,7 @@ def _int4_file(path):
     init = {t.name: t for t in graph.initializer}
     floats = sum(read.nbytes(t) for t in graph.initializer)
     producer = {o: n for n in graph.node for o in n.output}
-    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    opset = _opset(proto)
     nodes, folded = [], 0
     for node in graph.node:
         value, computed = _constant_weight(node, init, producer, graph, opset, read)
@@ -301,7 +302,7 @@ def fold_constant_weights(proto):
     (through `FOLDABLE` ops) by an initializer holding its value; drop the nodes no
     longer read. Returns how many weights were folded."""
     graph = proto.graph
-    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    opset = _opset(proto)
     init = {t.name: t for t in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}
     folded = 0
@@ -320,6 +321,11 @@ def fold_constant_weights(proto):
     if folded:
         _drop_unread(graph)
     return folded
+
+
+def _opset(proto):
+    """The graph's default-domain opset version."""
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def _constant_subgraph(name, producer, init):
