@@ -27,17 +27,31 @@ class Interrupted(BaseException):
 
 @contextlib.contextmanager
 def signals_interrupt():
-    """Within the block, SIGINT, SIGTERM and SIGHUP raise `Interrupted`."""
+    """Within the block, SIGINT, SIGTERM and SIGHUP raise `Interrupted`.
+
+    The handler's exception surfaces in whatever code the signal lands in, and C code may
+    swallow it and raise its own error instead (numpy turns an exception from an object's
+    `__len__` into "int() argument must be ... not 'TensorShape'"). So any exception that
+    leaves the block after a signal is re-raised as `Interrupted`, the error chained."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set handlers (main() called from a server)
         return
 
+    received = []
+
     def handler(signum, frame):
+        received.append(signum)
         raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in CAUGHT}
     try:
         yield
+    except Interrupted:
+        raise
+    except BaseException as e:
+        if received:
+            raise Interrupted(received[0]) from e
+        raise
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
