@@ -26,7 +26,7 @@ SERVE = {
 
 # exporter/quantize.py's MODES, repeated here so --help imports nothing (a test keeps
 # the two equal).
-QUANTIZE_MODES = ("int8", "int8-all", "int8-ffn-float", "int4")
+QUANTIZE_MODES = ("int8", "int4")
 
 # The quality gate's limits: flag, GateLimits field, its default (exporter/quality_gate.py;
 # repeated here so --help imports nothing) and what it bounds.
@@ -72,13 +72,10 @@ def parse_args(argv):
                    "needs 17)")
     p.add_argument("--quantize", choices=QUANTIZE_MODES, default=None,
                    help="int8: dynamic int8 MatMul / Gemm weights (per-channel), smaller "
-                   "and faster on CPU, the FFN output projections of the first half of the "
-                   "layers float32; int8-all: every one int8 (Optimum's configuration: "
-                   "fastest, less close to float); int8-ffn-float: every FFN output "
-                   "projection (after GELU) float32, closer to float and slower; "
-                   "int4 (causal LMs): weight-only 4-bit MatMulNBits blocks of 32, as "
-                   "onnxruntime-genai's builder writes them; checked by a quality gate, "
-                   "not --atol")
+                   "and faster on CPU, the few outlier input channels calibration finds "
+                   "kept float32; int4 (causal LMs): weight-only 4-bit MatMulNBits "
+                   "blocks of 32, as onnxruntime-genai's builder writes them; checked by "
+                   "a quality gate, not --atol")
     p.add_argument("--optimize", choices=["basic", "fused"], default=None,
                    help="graph rewrites: basic (default) fuses Dense, LayerNorm and GELU; "
                    "fused also turns each attention block into ONNX Runtime's fused "

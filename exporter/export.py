@@ -115,11 +115,9 @@ def export_model(model, output, preprocessor=None, overwrite=False, atol=None,
         dtype: must be the model's own compute dtype if given (the model is exported as
             it computes; load or build it in another dtype to change it).
         quantize: "int8": dynamic int8 MatMul / Gemm weights (exporter/quantize.py),
-            validated by the quality gate instead of atol (the FFN output projections of
-            the first half of the layers stay float32); "int8-all": none stay float;
-            "int8-ffn-float": every FFN output projection (reading GELU's output) stays
-            float32; "int4"
-            (causal LMs): weight-only 4-bit MatMulNBits blocks.
+            validated by the quality gate instead of atol (the outlier input channels
+            the spec's calibration inputs find stay float32, exporter/outliers.py);
+            "int4" (causal LMs): weight-only 4-bit MatMulNBits blocks.
         gate: the gate's limits for a quantized export (a `GateLimits`; default
             `GateLimits()`).
         optimize: graph rewrites, "basic" (default: Tensordot, LayerNorm, GELU clean-up) or
@@ -198,14 +196,17 @@ def _export(model, preprocessor, target, output, atol, opset, source, quantize=N
         gate = dataclasses.replace(gate or GateLimits(), mode=quantize)
     with target as tmp:  # published whole at the end, or nothing is
         entries, paths, quantized, rewrites = {}, {}, {}, {}
-        for graph in spec.graphs(merged):
+        graphs = spec.graphs(merged)
+        for graph in graphs:
             rewrites[graph.name] = {}
             entries[graph.name] = write_graph(graph, tmp, opset, optimize or "basic",
                                               rewrites[graph.name])
             paths[graph.name] = os.path.join(tmp, graph.file)
-            if quantize is not None:
+        if quantize is not None:  # every float graph written: calibration may chain them
+            feeds = spec.calibration(merged, paths) if quantize == "int8" else {}
+            for graph in graphs:
                 entries[graph.name], quantized[graph.name] = quantize_graph(
-                    paths[graph.name], graph, quantize)
+                    paths[graph.name], graph, quantize, feeds.get(graph.name))
         # Every graph final: weights they share go to one data file, written once.
         shared = shared_weights.share(tmp, [e["file"] for e in entries.values()], progress)
         if quantize is None:
@@ -283,11 +284,15 @@ def write_graph(graph, folder, opset, optimize="basic", rewrites=None):
     return manifest.graph_entry(graph.file, proto, graph.axes)
 
 
-def quantize_graph(path, graph, mode):
-    """Quantized weights for the graph at `path` (in place); its manifest entry and counts."""
+def quantize_graph(path, graph, mode, calibration=None):
+    """Quantized weights for the graph at `path` (in place, int8 calibrated on the input
+    dicts `calibration`); its manifest entry and counts."""
     progress(f"quantizing {graph.file} to int4 (MatMulNBits, blocks of 32)" if mode == "int4"
              else f"quantizing {graph.file} to int8 (dynamic, per-channel MatMul / Gemm weights)")
-    proto, counts = Q.quantize_file(path, mode)
+    proto, counts = Q.quantize_file(path, mode, calibration)
+    if counts.get("outlier_channels"):
+        progress(f"kept {counts['outlier_channels']} outlier input channels of "
+                 f"{counts['split_matmuls']} MatMuls float32")
     return manifest.graph_entry(graph.file, proto, graph.axes), counts
 
 

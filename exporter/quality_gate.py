@@ -45,8 +45,7 @@ DEFAULTS = {
 
 @dataclass(frozen=True)
 class GateLimits:
-    """The lowest value each measure may take; None: the default of `mode` (`DEFAULTS`,
-    int8's for int8-all and int8-ffn-float)."""
+    """The lowest value each measure may take; None: the default of `mode` (`DEFAULTS`)."""
 
     cosine_mean: float | None = None
     cosine_min: float | None = None

@@ -8,10 +8,11 @@ quantized to uint8 at run time (`DynamicQuantizeLinear` + `MatMulInteger`, which
 Runtime fuses into `DynamicQuantizeMatMul` when it loads the graph). Embedding tables
 read by a Gather are 8-bit too (uint8), dequantized after the lookup, as Optimum's (on
 MiniLM: file 56 -> 23 MiB, embedding cosine 0.99328 -> 0.99329). Attention's
-activation x activation MatMuls, LayerNorm and biases stay float32, and so do the FFN
-output projections of the first half of the layers (`kept_float`: the cheapest set that
-brings all-MiniLM-L6-v2 to the issue's embedding target; measured below). `int8-all`
-keeps none of them float: Optimum's speed, for a model its quality gate passes.
+activation x activation MatMuls, LayerNorm and biases stay float32, and so do the few
+outlier input channels calibration finds (exporter/outliers.py: a MatMul's int8 part
+no longer has its activation scale set by one channel). Optimum's configuration quantizes
+every MatMul whole; the split costs no measurable time and brings all-MiniLM-L6-v2 past
+the issue's embedding target (measured below).
 
 The quantizer has to know which tensors are float: our graphs type ONNX Runtime's fused
 `Gelu` output themselves (exporter/optimize.py), since ONNX shape inference knows no
@@ -44,20 +45,15 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from exporter import external_data
+from exporter import external_data, outliers
 from exporter.errors import ExportError
 
-# The MatMuls that read GELU's output (the FFN output projections) have inputs with
-# outliers that one uint8 scale per tensor resolves badly, and an error made early is
-# carried through every later layer. Measured on all-MiniLM-L6-v2 (64 sentences of
-# benchmarks/bench_quantize.py, embedding cosine vs float32, mean): every MatMul int8 0.9933;
-# per-tensor weights 0.9659; reduce_range 0.9923; uint8 weights 0.9936; keeping one MatMul
-# float gains at most 0.0014 (layer 0's FFN output), an attention projection <= 0.0005;
-# the FFN outputs of the first half of the layers float 0.9958 (the default "int8"); all
-# of them float 0.9962 ("int8-ffn-float", slower). "int8-all" keeps none (Optimum's
-# configuration): the fastest, 0.9933 on MiniLM, for models whose gate it passes.
-MODES = ("int8", "int8-all", "int8-ffn-float", "int4")
-GELU_OPS = ("Gelu", "FastGelu", "BiasGelu")
+# Measured on all-MiniLM-L6-v2 (64 sentences of benchmarks/bench_quantize.py, embedding
+# cosine vs float32, mean): every MatMul int8 0.9933; per-tensor weights 0.9659;
+# reduce_range 0.9923; uint8 weights 0.9936; SmoothQuant-style scaling worse; whole
+# MatMuls kept float: the FFN outputs of the first half of the layers 0.9958 (1.2x the
+# time), all of them 0.9962; outlier channels kept float 0.9966 at int8's speed.
+MODES = ("int8", "int4")
 OP_TYPES = ["MatMul", "Gemm"]
 # onnxruntime-genai's builder defaults for int4 on CPU (builder.py's quant_attrs["int4"]).
 INT4 = {"block_size": 32, "is_symmetric": True, "accuracy_level": 4}
@@ -86,58 +82,43 @@ def check_task(mode, task):
                           "use --quantize int8")
 
 
-def after_gelu(proto):
-    """Names of the MatMul / Gemm nodes whose input is a (fused, com.microsoft) GELU's
-    output. Unfused GELUs (e.g. GPT-2's tanh form) are not found."""
-    gelu = {o for n in proto.graph.node if n.op_type in GELU_OPS for o in n.output}
-    return [n.name for n in proto.graph.node if n.op_type in OP_TYPES and n.input[0] in gelu]
-
-
-def kept_float(proto, mode):
-    """The MatMuls an int8 graph keeps float32: those after a fused GELU (graph order is
-    layer order), in the first half of the layers for "int8", all for "int8-ffn-float",
-    none for "int8-all"."""
-    if mode == "int8-all":
-        return []
-    gelu_fed = after_gelu(proto)
-    return gelu_fed if mode == "int8-ffn-float" else gelu_fed[:(len(gelu_fed) + 1) // 2]
-
-
-def quantize_file(path, mode="int8"):
+def quantize_file(path, mode="int8", calibration=None):
     """Quantize the graph at `path` in place; returns (proto, the counts the manifest
-    records). A float graph over 2 GB has its weights in external data beside it: int8
-    reads them in, int4 one at a time; the quantized graph is written inline when it fits
-    under protobuf's limit, else with its own (aligned) data file; the float data file
-    goes either way."""
+    records). int8 first runs the float graph on `calibration` (a list of input dicts, or
+    None: no outlier channels are split off) to find the MatMul input channels it keeps
+    float (exporter/outliers.py). A float graph over 2 GB has its weights in external data
+    beside it: int8 reads them in, int4 one at a time; the quantized graph is written
+    inline when it fits under protobuf's limit, else with its own (aligned) data file; the
+    float data file goes either way."""
     if mode == "int4":
         return _int4_file(path)
+    maxima = outliers.channel_maxima(path, calibration) if calibration else {}
+    channels = {x: outliers.outlier_channels(m) for x, m in maxima.items()}
     before, float_files = _load(path)
     floats = sum(t.ByteSize() for t in before.graph.initializer)
     folded = fold_constant_weights(before)
-    exclude = kept_float(before, mode)
-    if mode == "int8-ffn-float" and not exclude:
-        raise ExportError(f"--quantize int8-ffn-float keeps the MatMuls after a fused "
-                          f"GELU in float, and {os.path.basename(path)} has none (an "
-                          "unfused or gated GELU); use --quantize int8")
-    if folded:  # ORT's int8 quantizer reads the file (a ModelProto it would copy)
+    keep, split, rewritten = outliers.split(before.graph, channels)
+    if folded or keep:  # ORT's int8 quantizer reads the file (a ModelProto it would copy)
         save(before, path, float_files)
         float_files = _data_files(path)
     del before  # only the quantizer's float copy from here on
-    after = _int8(path, exclude, external=bool(float_files))
+    after = _int8(path, keep, external=bool(float_files))
     _drop_inferred_types(after.graph)
     quantized = sum(t.ByteSize() for t in after.graph.initializer)  # before moved out
     save(after, path, float_files)
-    return after, _counts(after, "int8", len(exclude), folded, floats, quantized)
+    counts = _counts(after, "int8", folded, floats, quantized)
+    counts.update(calibrated_inputs=len(maxima), outlier_channels=split,
+                  split_matmuls=rewritten)
+    return after, counts
 
 
-def _counts(proto, kind, kept, folded, floats, quantized):
+def _counts(proto, kind, folded, floats, quantized):
     """What the manifest's quantization block records for one graph."""
     ops = Counter(n.op_type for n in proto.graph.node)
     return {
         "quantized_matmuls": (ops["MatMulNBits"] if kind == "int4" else
                               ops["MatMulInteger"] + ops["DynamicQuantizeMatMul"]),
         "float_matmuls": ops["MatMul"] + ops["Gemm"],
-        "kept_float": kept,
         "folded_weights": folded,
         "initializer_bytes": {"float32": floats, kind: quantized},
     }
@@ -255,7 +236,7 @@ def _int4_file(path):
         proto.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     quantized = sum(read.nbytes(t) for t in graph.initializer)
     save(proto, path, float_files, read=read)
-    return proto, _counts(proto, "int4", 0, folded, floats, quantized)
+    return proto, _counts(proto, "int4", folded, floats, quantized)
 
 
 def _constant_weight(node, init, producer, graph, opset, read):
@@ -427,11 +408,10 @@ def manifest_block(mode, per_graph):
                 "activations": "float32 (accuracy_level 4: int8 per block inside the "
                                "kernel on CPU)",
                 "tool": tool, "graphs": per_graph}
-    kept = {"int8": "the FFN output projections (after a fused GELU) of the first half of "
-                    "the layers", "int8-ffn-float": "the FFN output projections (after a "
-                    "fused GELU)", "int8-all": "none"}[mode]
     return {"mode": mode, "method": "dynamic", "op_types": [*OP_TYPES, "Gather"],
-            "kept_float": kept,
             "weights": "int8, symmetric, one scale per output channel",
             "activations": "uint8, one scale per tensor, computed at run time",
+            "outlier_channels": f"float32: the MatMul input channels whose calibration "
+                                f"maximum is over {outliers.RATIO:g}x the median channel's "
+                                f"(at most {outliers.MAX_SHARE:.0%} of a tensor's)",
             "tool": tool, "graphs": per_graph}

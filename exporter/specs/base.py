@@ -80,6 +80,13 @@ class ExportSpec:
         compare through `gate.comparison()` instead of `Comparison(atol)`."""
         raise NotImplementedError
 
+    def calibration(self, model, paths: dict) -> dict:
+        """{graph name: [input dicts]} on which `--quantize int8` runs the float graphs
+        at `paths` to find the MatMul input channels it keeps float (exporter/outliers.py);
+        random token ids, drawn apart from the validation inputs. None by default: every
+        MatMul is int8 whole."""
+        return {}
+
     def manifest(self, model, source: Source, progress) -> dict:
         """Task-specific manifest blocks (none by default)."""
         return {}

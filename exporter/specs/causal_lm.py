@@ -44,6 +44,9 @@ GRAPH_NAME = "decoder"
 KV_LAYOUT = ["batch_size", "num_key_value_heads", "sequence_length", "head_dim"]
 # (batch, prompt length, decoding steps); batch 3 is left-padded.
 VALIDATION_CASES = ((1, 5, 8), (3, 7, 8))
+# (batch, prompt length) of the int8 calibration runs, drawn with their own seed.
+CALIBRATION_CASES = ((1, 16), (2, 48))
+CALIBRATION_SEED = 99
 
 
 def kv_names(num_layers, prefix):
@@ -77,6 +80,19 @@ class CausalLMSpec(ExportSpec):
 
     def graphs(self, model):
         return graph_functions(model)
+
+    def calibration(self, model, paths):
+        """Prompts on an empty past (the prefill: every position's activations)."""
+        layers, heads, head_dim = kv_sizes(model.backbone)
+        rng = np.random.default_rng(CALIBRATION_SEED)
+        feeds = []
+        for batch, length in CALIBRATION_CASES:
+            ids, mask = validation_inputs(rng, batch, length, model.backbone.vocabulary_size,
+                                          max_position(model.backbone))
+            feeds.append({"token_ids": ids, "padding_mask": mask, **{
+                n: np.zeros((batch, heads, 0, head_dim), np.float32)
+                for n in kv_names(layers, "past_key_values")}})
+        return {GRAPH_NAME: feeds}
 
     def validate(self, model, paths, atol, progress, gate=None, release=None):
         return validate_causal_lm(model, paths, atol, progress=progress, gate=gate,

@@ -16,6 +16,9 @@ from exporter.validate import Comparison
 # (batch, length) checked after export: other shapes than anything traced (tracing is
 # shape-free), with padding on all rows but the first.
 VALIDATION_CASES = ((1, 7), (3, 128))
+# (batch, length) of the int8 calibration runs, drawn with their own seed.
+CALIBRATION_CASES = ((1, 16), (3, 40), (2, 128))
+CALIBRATION_SEED = 99
 TEXT = ["batch_size", "sequence_length"]
 NUM_MASKS = 3  # mask positions per row in the validation inputs
 
@@ -80,6 +83,15 @@ class EncoderSpec(ExportSpec):
         axes.update({n: self.output_axes[n] for n in outputs})
         specs = {n: convert.tensor_spec(n, "int32", 2) for n in inputs}
         return [Graph("model", self.file, self.call(model), specs, axes, model.weights)]
+
+    def calibration(self, model, paths):
+        backbone = backbone_of(model)
+        rng = np.random.default_rng(CALIBRATION_SEED)
+        return {"model": [
+            encoder_inputs(self.input_names(model), batch,
+                           min(length, backbone.max_sequence_length),
+                           backbone.vocabulary_size, rng, getattr(backbone, "num_segments", 2))
+            for batch, length in CALIBRATION_CASES]}
 
     def validate(self, model, paths, atol, progress, gate=None):
         import onnxruntime as ort

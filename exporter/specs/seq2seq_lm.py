@@ -71,6 +71,9 @@ DECODER_FILE = "decoder_model.onnx"
 KV_LAYOUT = ["batch_size", "num_heads", "sequence_length", "head_dim"]
 # (batch, encoder length, decoder prompt length, decoding steps) checked after export.
 VALIDATION_CASES = ((1, 9, 2, 8), (3, 13, 3, 8))
+# (batch, encoder length, decoder length) of the int8 calibration runs, own seed.
+CALIBRATION_CASES = ((1, 16, 8), (2, 48, 24))
+CALIBRATION_SEED = 99
 
 
 def kv_names(num_layers, prefix, kinds=("decoder", "encoder")):
@@ -104,6 +107,11 @@ class Seq2SeqLMSpec(ExportSpec):
 
     def graphs(self, model):
         return graph_functions(model)
+
+    def calibration(self, model, paths):
+        """Random encoder inputs; the decoder's first step on the float encoder's cross
+        K/V (a decoder prompt on an empty self-attention past)."""
+        return calibration_feeds(model.backbone, paths["encoder"])
 
     def validate(self, model, paths, atol, progress, gate=None):
         return validate_seq2seq(model, paths, atol, progress=progress, gate=gate)
@@ -216,6 +224,31 @@ def generation_spec(model):
 def _kv_group(name):
     # Every KV tensor is reported under "present" in max_abs_diff.
     return "present" if name.startswith("present") else name
+
+
+def calibration_feeds(backbone, encoder_path):
+    """`Seq2SeqLMSpec.calibration`: {"encoder": [...], "decoder": [...]}."""
+    session = open_session(encoder_path)
+    names = [o.name for o in session.get_outputs()]
+    layers, heads = backbone.num_layers, backbone.num_heads
+    rng = np.random.default_rng(CALIBRATION_SEED)
+    feeds = {"encoder": [], "decoder": []}
+    for batch, enc_len, dec_len in CALIBRATION_CASES:
+        enc_len = min(enc_len, backbone.max_sequence_length)
+        mask = np.ones((batch, enc_len), "int32")
+        encoder = {"token_ids": rng.integers(3, backbone.vocabulary_size, (batch, enc_len))
+                   .astype("int32"), "padding_mask": mask}
+        cross = {k.replace("present", "past_key_values", 1): v for k, v in
+                 zip(names, session.run(None, encoder), strict=True)
+                 if k.startswith("present")}
+        empty = np.zeros((batch, heads, 0, backbone.hidden_dim // heads), np.float32)
+        feeds["encoder"].append(encoder)
+        feeds["decoder"].append({
+            "decoder_token_ids": rng.integers(3, backbone.vocabulary_size, (batch, min(
+                dec_len, backbone.max_sequence_length))).astype("int32"),
+            "encoder_padding_mask": mask, **cross,
+            **{n: empty for n in kv_names(layers, "past_key_values", ("decoder",))}})
+    return feeds
 
 
 def open_session(path):

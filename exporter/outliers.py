@@ -1,0 +1,212 @@
+"""Outlier input channels of int8 MatMuls, kept in float32 (`--quantize int8`).
+
+Dynamic int8 quantizes a MatMul's input with one uint8 scale per tensor, computed at run
+time from its range. In trained transformers a few input channels of some MatMuls are
+far larger than the rest, on every input: all-MiniLM-L6-v2's FFN output projections read
+one GELU channel of 13 to 24 where the next largest is under 6, and its LayerNorm outputs
+carry a residual channel of 19 to 30 (channel 99). That one channel sets the scale, so the
+other channels get a quarter of the resolution. Here those channels are found by
+calibration (the float graph run on the spec's calibration inputs: random token ids
+find the same channels as real sentences, measured) and split off, in the spirit of
+LLM.int8()'s mixed-precision decomposition but with the channels fixed at export:
+
+    y = x @ W    becomes    y = (x * mask) @ W'  +  x[..., idx] @ W[idx]
+                                 int8, W' = W with rows idx zeroed    float32, k x N
+
+`mask` zeroes the outlier channels before the run-time quantizer sees them. The float
+part is k (1 to 2 here) rows of W: no measurable time. Its sum is added where ONNX
+Runtime's fusions do not look (into the residual the MatMul's output is added to, or
+after its bias), so the graph keeps its MatMul + bias + residual patterns.
+
+On MiniLM (64 sentences of benchmarks/bench_quantize.py, embedding cosine vs float32):
+every MatMul int8 0.99335 mean / 0.99019 min; with the split 0.99657 / 0.99432, at the
+same speed (1x128 and 8x128 within noise of each other).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+# A channel is an outlier when its largest |value| over the calibration inputs is this
+# many times the median channel's. MiniLM's outliers are 11.5x to 26x, the next largest
+# channels at most 7.3x.
+RATIO = 10.0
+# At most this share of a tensor's channels is split off (at least one channel).
+MAX_SHARE = 0.01
+
+
+def candidates(graph, nodes=None):
+    """The MatMul nodes an int8 export quantizes whose input is an activation: those whose
+    weight is an initializer (after `fold_constant_weights`), float32 and 2-D."""
+    init = {t.name: t for t in graph.initializer}
+    inputs = {i.name for i in graph.input}
+    out = []
+    for node in graph.node if nodes is None else nodes:
+        if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
+            continue
+        weight = init.get(node.input[1])
+        if (weight is None or len(weight.dims) != 2 or node.input[0] in init
+                or node.input[0] in inputs
+                or weight.data_type != onnx.TensorProto.FLOAT):
+            continue
+        out.append(node)
+    return out
+
+
+def matmul_inputs(graph):
+    """The activations read by MatMuls with a constant weight (one computed from
+    initializers only counts: `fold_constant_weights` makes it one later)."""
+    inputs = {i.name for i in graph.input}
+    dynamic = set(inputs)
+    for node in graph.node:  # graph order is topological
+        if any(i in dynamic for i in node.input):
+            dynamic.update(node.output)
+    return sorted({n.input[0] for n in graph.node if n.op_type == "MatMul"
+                   and n.domain in ("", "ai.onnx") and n.input[1] not in dynamic
+                   and n.input[0] in dynamic and n.input[0] not in inputs})
+
+
+def channel_maxima(path, feeds):
+    """{tensor: largest |value| of each channel (last axis)} of every `matmul_inputs`
+    tensor over the runs `feeds` (a list of input dicts) of the float graph at `path`. The
+    graph runs with those tensors as extra outputs, from a copy of its header beside it
+    (so that its external data resolves), removed afterwards."""
+    import onnxruntime as ort
+
+    header = onnx.load(path, load_external_data=False)
+    tensors = matmul_inputs(header.graph)
+    known = {o.name for o in header.graph.output}
+    for name in tensors:
+        if name not in known:
+            header.graph.output.append(helper.make_empty_tensor_value_info(name))
+    probe = path + ".calibration"
+    try:
+        onnx.save_model(header, probe)
+        del header
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.disable_prepacking", "1")
+        session = ort.InferenceSession(probe, options, providers=["CPUExecutionProvider"])
+        maxima = {}
+        for feed in feeds:
+            for name, value in zip(tensors, session.run(list(tensors), feed), strict=True):
+                value = np.abs(np.asarray(value, np.float32).reshape(-1, value.shape[-1]))
+                peak = value.max(axis=0) if len(value) else np.zeros(value.shape[-1])
+                maxima[name] = np.maximum(maxima.get(name, peak), peak)
+        del session
+    finally:
+        if os.path.exists(probe):
+            os.remove(probe)
+    return maxima
+
+
+def outlier_channels(maxima):
+    """Indices of the outlier channels (`RATIO`, `MAX_SHARE`), largest first."""
+    median = float(np.median(maxima))
+    if not np.isfinite(median) or median <= 0:
+        return np.zeros(0, np.int64)
+    found = np.flatnonzero(maxima > RATIO * median)
+    found = found[np.argsort(-maxima[found], kind="stable")]
+    return found[:max(1, int(len(maxima) * MAX_SHARE))].astype(np.int64)
+
+
+def split(graph, channels):
+    """Rewrite each candidate MatMul whose input has outlier `channels` ({tensor: indices})
+    as the int8 part plus a float32 part (module docstring). Returns (the names of the
+    nodes the quantizer must leave float: the float MatMuls and their Gathers, how many
+    channels were split off, how many MatMuls were rewritten)."""
+    init = {t.name: t for t in graph.initializer}
+    order = list(graph.node)  # one wrapper per node for the whole rewrite (ids as keys)
+    consumers = {}
+    for node in order:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    matmuls = candidates(graph, order)
+    before, after, keep = {}, {}, []  # id(anchor node) -> nodes to insert
+    count = rewritten = 0
+    for x, idx in channels.items():
+        nodes = [n for n in matmuls if n.input[0] == x]
+        if len(idx) == 0 or not nodes:
+            continue
+        count, rewritten = count + len(idx), rewritten + len(nodes)
+        k = numpy_helper.to_array(init[nodes[0].input[1]]).shape[0]
+        mask = np.ones(k, np.float32)
+        mask[idx] = 0.0
+        graph.initializer.extend([numpy_helper.from_array(mask, x + "/outlier_mask"),
+                                  numpy_helper.from_array(idx, x + "/outlier_channels")])
+        split_nodes = [
+            helper.make_node("Mul", [x, x + "/outlier_mask"], [x + "/without_outliers"],
+                             name=x + "/Mul_outlier_mask"),
+            helper.make_node("Gather", [x, x + "/outlier_channels"], [x + "/outliers"],
+                             axis=-1, name=x + "/Gather_outliers")]
+        keep.append(split_nodes[1].name)
+        before.setdefault(id(nodes[0]), []).extend(split_nodes)
+        for node in nodes:
+            keep.append(_split_matmul(graph, node, idx, init, consumers, before, after))
+    if keep:
+        _insert(graph, order, before, after)
+    return keep, count, rewritten
+
+
+def _split_matmul(graph, node, idx, init, consumers, before, after):
+    """One MatMul's rewrite: its weight's outlier rows move to a float MatMul, whose sum
+    joins the output past the bias (`_place`). Returns the float MatMul's name."""
+    x, weight = node.input[0], node.input[1]
+    w = numpy_helper.to_array(init[weight]).copy()
+    rows = w[idx]
+    w[idx] = 0.0  # those channels reach the int8 MatMul as zeros; their rows set no scale
+    init[weight].CopyFrom(numpy_helper.from_array(w, weight))
+    del w
+    graph.initializer.append(numpy_helper.from_array(rows, weight + "/outlier_rows"))
+    node.input[0] = x + "/without_outliers"
+    part = node.output[0] + "/outlier_part"
+    name = (node.name or node.output[0]) + "/outlier_MatMul"
+    before.setdefault(id(node), []).append(
+        helper.make_node("MatMul", [x + "/outliers", weight + "/outlier_rows"], [part],
+                         name=name))
+    _place(node, part, init, consumers, before, after)
+    return name
+
+
+def _place(node, part, init, consumers, before, after):
+    """Add `part` to the MatMul's result past its bias Add: into the other operand of the
+    next Add (the residual) when there is one, else right after the bias (or MatMul)."""
+    tip = node
+    while True:
+        users = consumers.get(tip.output[0], [])
+        if len(users) != 1 or users[0].op_type != "Add":
+            break
+        add = users[0]
+        other = next(i for i in add.input if i != tip.output[0]) if len(
+            set(add.input)) == 2 else None
+        if other is None:
+            break
+        if other in init:  # a bias: the sum goes past it
+            tip = add
+            continue
+        # x @ W + b + r == (x @ W + b) + (r + part): the MatMul's chain is kept as it was
+        summed = other + "/plus_" + part.replace("/", "_")
+        before.setdefault(id(add), []).append(
+            helper.make_node("Add", [other, part], [summed], name=summed + "/Add"))
+        add.input[list(add.input).index(other)] = summed
+        return
+    result = tip.output[0]
+    tip.output[0] = result + "/int8_part"
+    after.setdefault(id(tip), []).append(
+        helper.make_node("Add", [result + "/int8_part", part], [result],
+                         name=result + "/Add_outlier_part"))
+
+
+def _insert(graph, order, before, after):
+    """Rebuild the node list with the new nodes next to their anchors (graph order stays
+    topological: an anchor's inputs exist before it, its output before its readers)."""
+    nodes = []
+    for node in order:
+        nodes.extend(before.get(id(node), []))
+        nodes.append(node)
+        nodes.extend(after.get(id(node), []))
+    del graph.node[:]
+    graph.node.extend(nodes)
