@@ -5,6 +5,7 @@ A spec says
 - which graphs to write (`graphs`): file, the model's public call to trace, input specs,
   output order and the axis names of every input and output;
 - how to check them (`validate`): which inputs to make, what to compare, the verdict;
+- for `--quantize int8`, what to calibrate the float graphs on (`calibration`);
 - what the artifact's manifest gets from it (`task`, `manifest`: e.g. `pooling`,
   `classifier`, `kv_cache`, `generation`) and the runtime-facing `model` block.
 
@@ -16,6 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
+
+# The seed of every spec's int8 calibration inputs (`ExportSpec.calibration`): other draws
+# than the validation inputs'.
+CALIBRATION_SEED = 99
 
 # Axes whose size is fixed by the model: named in the manifest, but not made dynamic.
 STATIC_AXES = frozenset({"hidden", "vocabulary_size", "num_classes", "num_heads",

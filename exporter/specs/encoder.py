@@ -10,15 +10,14 @@ import numpy as np
 
 from exporter import convert
 from exporter.errors import ExportError
-from exporter.specs.base import ExportSpec, Graph, backbone_of
+from exporter.specs.base import CALIBRATION_SEED, ExportSpec, Graph, backbone_of
 from exporter.validate import Comparison
 
 # (batch, length) checked after export: other shapes than anything traced (tracing is
 # shape-free), with padding on all rows but the first.
 VALIDATION_CASES = ((1, 7), (3, 128))
-# (batch, length) of the int8 calibration runs, drawn with their own seed.
+# (batch, length) of the int8 calibration runs (seed: base.CALIBRATION_SEED).
 CALIBRATION_CASES = ((1, 16), (3, 40), (2, 128))
-CALIBRATION_SEED = 99
 TEXT = ["batch_size", "sequence_length"]
 NUM_MASKS = 3  # mask positions per row in the validation inputs
 

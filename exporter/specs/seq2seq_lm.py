@@ -61,7 +61,7 @@ import numpy as np
 import tensorflow as tf
 
 from exporter.errors import ValidationError
-from exporter.specs.base import ExportSpec, Graph
+from exporter.specs.base import CALIBRATION_SEED, ExportSpec, Graph
 from exporter.validate import Comparison
 
 __all__ = ["Seq2SeqLMSpec", "ValidationError", "kv_names", "validate_seq2seq"]
@@ -71,9 +71,8 @@ DECODER_FILE = "decoder_model.onnx"
 KV_LAYOUT = ["batch_size", "num_heads", "sequence_length", "head_dim"]
 # (batch, encoder length, decoder prompt length, decoding steps) checked after export.
 VALIDATION_CASES = ((1, 9, 2, 8), (3, 13, 3, 8))
-# (batch, encoder length, decoder length) of the int8 calibration runs, own seed.
+# (batch, encoder length, decoder length) of the int8 calibration runs (base.CALIBRATION_SEED).
 CALIBRATION_CASES = ((1, 16, 8), (2, 48, 24))
-CALIBRATION_SEED = 99
 
 
 def kv_names(num_layers, prefix, kinds=("decoder", "encoder")):

@@ -121,3 +121,64 @@ def test_int8_keeps_them_float_and_is_closer_to_float(model, float_export, tmp_p
         return float(np.abs(got - want).mean() / np.abs(want).mean())
 
     assert error(ours) < 0.5 * error(theirs), (error(ours), error(theirs))
+
+
+# The rewrite on small hand-made graphs: a weight read twice, chains that are graph outputs.
+
+def matmul_graph(nodes, inputs, outputs, weights, k=200):
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, k])
+                     for n in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, None]) for n in outputs],
+        initializer=[numpy_helper.from_array(v, n) for n, v in weights.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def float_outputs(model, inputs):
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in model.graph.output], session.run(None, inputs)))
+
+
+@pytest.mark.parametrize("split_both", [False, True])
+def test_a_weight_read_by_two_matmuls_stays_whole_for_the_other(split_both):
+    from onnx import helper
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(200, 8)).astype(np.float32)
+    model = matmul_graph([helper.make_node("MatMul", ["x1", "W"], ["y1"], name="m1"),
+                          helper.make_node("MatMul", ["x2", "W"], ["y2"], name="m2")],
+                         ["x1", "x2"], ["y1", "y2"], {"W": w})
+    x = {"x1": rng.normal(size=(5, 200)).astype(np.float32),
+         "x2": rng.normal(size=(5, 200)).astype(np.float32)}
+    want = float_outputs(model, x)
+    channels = {"x1": np.array([3, 17])}
+    if split_both:
+        channels["x2"] = np.array([3, 99])
+    keep, count, _ = outliers.split(model.graph, channels)
+    assert count == (4 if split_both else 2) and len(keep) == (4 if split_both else 2)
+    onnx.checker.check_model(model)
+    got = float_outputs(model, x)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
+
+
+def test_a_chain_tensor_that_is_a_graph_output_keeps_the_whole_sum():
+    from onnx import helper
+
+    rng = np.random.default_rng(1)
+    model = matmul_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"], name="m"),
+         helper.make_node("Add", ["y", "b"], ["yb"], name="bias"),
+         helper.make_node("Add", ["yb", "r"], ["out"], name="residual")],
+        ["x", "r"], ["yb", "out"],
+        {"W": rng.normal(size=(200, 200)).astype(np.float32),
+         "b": rng.normal(size=200).astype(np.float32)})
+    x = {"x": rng.normal(size=(4, 200)).astype(np.float32),
+         "r": rng.normal(size=(4, 200)).astype(np.float32)}
+    want = float_outputs(model, x)
+    outliers.split(model.graph, {"x": np.array([5])})
+    got = float_outputs(model, x)
+    for name in ("yb", "out"):
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-4)
