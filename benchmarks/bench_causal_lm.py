@@ -13,8 +13,8 @@ this CPU (random weights at the real widths; no Hugging Face download happens he
    `og.Generator` loop), and vs the memory floor: the step's weight bytes over the
    bandwidth that one plain batch-1 fp32 MatMul (1 x K) x (K x N) over ~2 GB of weights
    reaches in an ONNX Runtime session, measured in the same run.
-   With `--int4` (when the exporter has `--quantize int4`): our int4 vs genai `-p int4`
-   (not run yet: no int4 figures come from this script so far).
+   With `--int4`: our `--quantize int4` vs genai `-p int4` (both look the tokens up
+   from the lm head's 4-bit blocks), and the two artifacts' bytes.
 
     python benchmarks/bench_causal_lm.py                      # everything, in --workdir
     python benchmarks/bench_causal_lm.py --skip gemma         # GPT-2 only
@@ -214,11 +214,11 @@ def _gemma_tokenizer_files(folder):
 
 
 def export_ours(checkpoint, folder, *extra):
-    """Our artifact of `checkpoint`, exported once by the CLI (in its own process, so this
-    one never imports TensorFlow)."""
-    if not os.path.isfile(os.path.join(folder, "manifest.json")):
-        run_command([sys.executable, "-m", "exporter", "--preset", checkpoint,
-                     "--output", folder, *extra], cwd=REPO)
+    """Our artifact of `checkpoint`, exported afresh every run by the CLI (in its own
+    process, so this one never imports TensorFlow): it is what is measured, and a kept
+    one may be of older code."""
+    run_command([sys.executable, "-m", "exporter", "--preset", checkpoint,
+                 "--output", folder, "--overwrite", *extra], cwd=REPO)
     return folder
 
 
@@ -312,6 +312,11 @@ class Peer:
     def close(self):
         self.proc.stdin.close()
         self.proc.wait()
+
+
+def folder_bytes(folder):
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(folder) for name in names)
 
 
 class Ours:
@@ -620,6 +625,9 @@ def bench_gemma(args):
                     f"(median of {args.rounds} rounds)", table, "genai", same_tokens(table))
         for c in contenders:
             print(f"  {c.name} graphs: {', '.join(c.info['files'])}")
+        print(f"  artifact bytes: ours {folder_bytes(ours.gen.artifact.folder) / 1e9:.2f} GB"
+              + (f", genai {folder_bytes(folder) / 1e9:.2f} GB" if len(contenders) > 1
+                 else ""))
         if label == "fp32":
             best = max(bandwidth)
             floor = step_bytes / best / 1e6
@@ -644,7 +652,7 @@ def main():
     p.add_argument("--gemma-new-tokens", type=int, default=32)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--int4", action="store_true",
-                   help="also int4 ours vs genai -p int4 (not run yet)")
+                   help="also int4 ours vs genai -p int4")
     p.add_argument("--profile", action="store_true", help="ONNX Runtime per-op profile of "
                                                           "our decode step")
     p.add_argument("--optimum-python", default=OPTIMUM_PYTHON)

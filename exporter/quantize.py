@@ -24,15 +24,17 @@ with ONNX Runtime's own block quantizer (the call its `MatMulNBitsQuantizer` mak
 `_int4_file` says why not that class): every MatMul with a constant weight becomes a com.microsoft
 `MatMulNBits` with symmetric 4-bit weights in blocks of 32 along the input axis (one
 float32 scale per block, round to nearest), accuracy_level 4 (on CPU, activations are
-quantized to int8 per block inside the kernel). Activations otherwise stay float32.
+quantized to int8 per block inside the kernel). Activations otherwise stay float32. A
+tied embedding is stored once, in 4 bits: the token lookup reads the lm head's blocks
+(`_share_tied_tables`), as onnxruntime-genai's int4 does.
 
 ONNX Runtime's quantizers only see weights that are initializers. Two of our projections
 are computed from initializers in the graph instead: the tied lm head of GPT-2 / Gemma /
 BART reads `Transpose(token_embedding)`, and GPT-2's fused q/k/v projection reads
 `Concat(Mul(query_kernel, scale), key_kernel, value_kernel)`. Such a weight is evaluated
 once, at export (`fold_constant_weights` into an initializer before int8; `_int4_file`
-as it quantizes), so they are quantized too (the lm head gets its own quantized copy, as
-in the builder's default; int4 keeps the float embedding for the token lookup).
+as it quantizes), so they are quantized too (int8: the lm head gets its own quantized
+copy, the lookup its uint8 table; int4: one 4-bit table for both).
 """
 
 from __future__ import annotations
@@ -220,15 +222,19 @@ def _int4_file(path):
     floats = sum(read.nbytes(t) for t in graph.initializer)
     producer = {o: n for n in graph.node for o in n.output}
     opset = _opset(proto)
-    nodes, folded = [], 0
+    nodes, folded, tied = [], 0, {}
     for node in graph.node:
         value, computed = _constant_weight(node, init, producer, graph, opset, read)
         if value is None or value.ndim != 2 or value.dtype != np.float32:
             nodes.append(node)
             continue
         nodes.append(_matmul_nbits(node, value, quantizer, graph))
+        table = _tied_table(node, producer, init)
+        if table is not None and value.shape[0] % INT4["block_size"] == 0:
+            tied[table] = (node.input[1], value.shape)
         folded += computed
         del value
+    nodes, shared = _share_tied_tables(nodes, tied, graph)
     del graph.node[:]
     graph.node.extend(nodes)
     _drop_unread(graph)
@@ -236,7 +242,9 @@ def _int4_file(path):
         proto.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     quantized = sum(read.nbytes(t) for t in graph.initializer)
     save(proto, path, float_files, read=read)
-    return proto, _counts(proto, "int4", folded, floats, quantized)
+    counts = _counts(proto, "int4", folded, floats, quantized)
+    counts["shared_embeddings"] = shared
+    return proto, counts
 
 
 def _constant_weight(node, init, producer, graph, opset, read):
@@ -265,6 +273,45 @@ def _matmul_nbits(node, weight, quantizer, graph):
         "MatMulNBits", [node.input[0], name + "_Q4", name + "_scales"], list(node.output),
         name=node.name + "_Q4" if node.name else "", domain="com.microsoft", K=k, N=n,
         bits=4, **{key: INT4[key] for key in ("block_size", "accuracy_level")})
+
+
+def _tied_table(node, producer, init):
+    """The embedding table a tied lm head MatMul reads as `Transpose(table)`, or None."""
+    source = producer.get(node.input[1])
+    if source is None or source.op_type != "Transpose" or source.input[0] not in init:
+        return None
+    perm = next((list(a.ints) for a in source.attribute if a.name == "perm"), [1, 0])
+    return source.input[0] if perm == [1, 0] else None
+
+
+def _share_tied_tables(nodes, tied, graph):
+    """Each token lookup (`Gather` on axis 0) of a tied table reads the lm head's 4-bit
+    blocks instead, through a com.microsoft `GatherBlockQuantized` (as onnxruntime-genai's
+    int4 does): the float table is then read by nothing and dropped, so the artifact holds
+    the embedding once, in 4 bits. The head's blocks [vocab, hidden / 32, 16] are the
+    table's rows quantized along the hidden axis; a Reshape gives the lookup its 2-D view
+    and the head's scales [vocab, hidden / 32] are the lookup's. Returns (the nodes, how
+    many lookups were rewritten)."""
+    out, count, made = [], 0, set()
+    for node in nodes:
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if node.op_type != "Gather" or node.input[0] not in tied or axis != 0:
+            out.append(node)
+            continue
+        weight, (hidden, vocab) = tied[node.input[0]]
+        rows = f"{weight}_Q4/rows"
+        if rows not in made:  # one view of the blocks, before the first lookup
+            made.add(rows)
+            graph.initializer.append(numpy_helper.from_array(
+                np.array([vocab, hidden // 2], np.int64), rows + "/shape"))
+            out.append(onnx.helper.make_node("Reshape", [weight + "_Q4", rows + "/shape"],
+                                             [rows], name=rows + "/Reshape"))
+        out.append(onnx.helper.make_node(
+            "GatherBlockQuantized", [rows, node.input[1], weight + "_scales"],
+            list(node.output), name=(node.name or rows) + "_Q4", domain="com.microsoft",
+            bits=4, block_size=INT4["block_size"], gather_axis=0, quantize_axis=1))
+        count += 1
+    return out, count
 
 
 class _quiet:
@@ -407,6 +454,9 @@ def manifest_block(mode, per_graph):
                            "input axis, one float32 scale per block (round to nearest)",
                 "activations": "float32 (accuracy_level 4: int8 per block inside the "
                                "kernel on CPU)",
+                **({"tied_embedding": "looked up from the lm head's 4-bit blocks and "
+                                      "scales (com.microsoft GatherBlockQuantized)"}
+                   if any(c.get("shared_embeddings") for c in per_graph.values()) else {}),
                 "tool": tool, "graphs": per_graph}
     return {"mode": mode, "method": "dynamic", "op_types": [*OP_TYPES, "Gather"],
             "weights": "int8, symmetric, one scale per output channel",

@@ -364,19 +364,25 @@ def test_int4_every_weight_matmul_is_matmulnbits(int4_export):
         assert all(n.input[1] not in init for n in float_mm)
         assert len(float_mm) == 2 * 2  # 2 layers
         # The lm head, Transpose(token_embedding) in the float graph, is a MatMulNBits
-        # reading the folded copy; the embedding stays float for the token lookup.
+        # reading the folded copy; the token lookup reads the head's 4-bit blocks and
+        # scales (GatherBlockQuantized), and the float table is gone.
+        vocab = manifest["model"]["vocabulary_size"]
         head = [n for n in nbits if "lm_head" in n.name]
-        assert len(head) == 1 and init[head[0].input[1]].dims[0] == manifest["model"][
-            "vocabulary_size"]
-        assert any(n.op_type == "Gather" and init[n.input[0]].data_type ==
-                   onnx.TensorProto.FLOAT for n in proto.graph.node if n.input[0] in init)
+        assert len(head) == 1 and init[head[0].input[1]].dims[0] == vocab
+        (lookup,) = [n for n in proto.graph.node if n.op_type == "GatherBlockQuantized"]
+        producer = {o: n for n in proto.graph.node for o in n.output}
+        assert producer[lookup.input[0]].input[0] == head[0].input[1]  # Reshape of blocks
+        assert lookup.input[2] == head[0].input[2]  # the same scales
+        hidden = manifest["model"]["hidden_dim"]
+        assert [t.name for t in init.values() if list(t.dims) == [vocab, hidden]] == []
         counts = manifest["quantization"]["graphs"][graph]
+        assert counts["shared_embeddings"] == 1
         per_layer = 4 if name == "gpt2" else 7  # GPT-2's q/k/v is one (folded) MatMul
         assert counts["quantized_matmuls"] == len(nbits) == per_layer * 2 + 1
         assert counts["folded_weights"] == (1 + 2 if name == "gpt2" else 1)
         float_bytes = sum(t.ByteSize() for t in onnx.load(
             str(float_dir / entry["file"])).graph.initializer)
-        assert counts["initializer_bytes"]["int4"] < 0.8 * float_bytes  # embedding float
+        assert counts["initializer_bytes"]["int4"] < 0.3 * float_bytes
 
 
 def test_int4_bytes_equal_onnx_runtime_quantizer(int4_export):
@@ -448,6 +454,60 @@ def test_int4_gate_out_of_reach_writes_nothing(int4_export, tmp_path):
         export_preset(preset, output=str(out), quantize="int4",
                       gate=GateLimits(cosine_min=1.0))
     assert os.listdir(tmp_path) == []
+
+
+def tied_graph(path, hidden, vocab=40):
+    """Two token lookups of one table and a tied head reading Transpose(table)."""
+    from onnx import TensorProto, helper
+
+    table = np.random.default_rng(0).normal(size=(vocab, hidden)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["E", "ids"], ["h"], axis=0, name="lookup"),
+         helper.make_node("Gather", ["E", "ids2"], ["h2"], axis=0, name="lookup2"),
+         helper.make_node("Transpose", ["E"], ["Et"], perm=[1, 0], name="tie"),
+         helper.make_node("MatMul", ["h", "Et"], ["logits"], name="head")],
+        "tied", [helper.make_tensor_value_info("ids", TensorProto.INT32, [None, None]),
+                 helper.make_tensor_value_info("ids2", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+         for n in ("h", "h2", "logits")],
+        initializer=[numpy_helper.from_array(table, "E")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                                ir_version=8), path)
+    return table
+
+
+def test_int4_lookups_read_the_head_s_blocks(tmp_path):
+    import onnxruntime as ort
+
+    from exporter.quantize import quantize_file
+
+    path = str(tmp_path / "tied.onnx")
+    tied_graph(path, hidden=64)
+    proto, counts = quantize_file(path, "int4")
+    assert counts["shared_embeddings"] == 2
+    assert "E" not in {t.name for t in proto.graph.initializer}  # the float table is gone
+    init = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    (head,) = [n for n in proto.graph.node if n.op_type == "MatMulNBits"]
+    blocks, scales = init[head.input[1]], init[head.input[2]]  # [40, 2, 16], [40, 2]
+    nibbles = np.stack([blocks & 15, blocks >> 4], -1).reshape(40, 64).astype(np.float32)
+    dequantized = (nibbles - 8) * np.repeat(scales, 32, axis=1)  # symmetric: zero point 8
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    ids = np.array([[0, 7, 39]], np.int32)
+    h, h2, _ = session.run(None, {"ids": ids, "ids2": np.array([5, 5, 1], np.int64)})
+    np.testing.assert_array_equal(h[0], dequantized[ids[0]])
+    np.testing.assert_array_equal(h2, dequantized[[5, 5, 1]])
+
+
+def test_int4_keeps_a_table_float_when_blocks_do_not_divide_it(tmp_path):
+    from exporter.quantize import quantize_file
+
+    path = str(tmp_path / "tied.onnx")
+    table = tied_graph(path, hidden=48)  # a padded last block: the rows are not the table's
+    proto, counts = quantize_file(path, "int4")
+    assert counts["shared_embeddings"] == 0
+    init = {t.name: t for t in proto.graph.initializer}
+    np.testing.assert_array_equal(numpy_helper.to_array(init["E"]), table)
+    assert [n.op_type for n in proto.graph.node].count("Gather") == 2
 
 
 def test_int4_is_refused_for_other_tasks_before_any_work(tmp_path):
