@@ -15,6 +15,7 @@ fp32, is in every run, so external data is exercised).
 
     python benchmarks/bench_export_memory.py --layers 2 4 --workdir /tmp/bench_export_memory
     python benchmarks/bench_export_memory.py --layers 18 --serve  # full size (needs ~16 GiB)
+    python benchmarks/bench_export_memory.py --layers 18 --serve --quantize int4
 
 `--serve` then measures serving each artifact: a fresh process opens a
 `runtime.generator.Generator`, generates 19 tokens greedily after a 5-token prompt (token
@@ -109,18 +110,23 @@ def main(argv=None):
     parser.add_argument("--workdir", default="/tmp/bench_export_memory")
     parser.add_argument("--serve", action="store_true",
                         help="also measure serving each artifact (peak RSS of a generate)")
+    parser.add_argument("--quantize", choices=["int8", "int4"], default=None,
+                        help="export with --quantize (its quality gate included)")
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     figures = {}
     for layers in args.layers:
         preset = os.path.join(args.workdir, f"gemma_2b_widths_{layers}_layers")
         build_preset(preset, layers)
-        artifact = os.path.join(args.workdir, f"art_{layers}")
-        rss, seconds = export_peak_rss(preset, artifact)
+        extra = ("--quantize", args.quantize) if args.quantize else ()
+        artifact = os.path.join(args.workdir, f"art_{layers}" + (
+            f"_{args.quantize}" if args.quantize else ""))
+        rss, seconds = export_peak_rss(preset, artifact, extra)
         figures[layers] = rss
         print(f"{layers} layers: export peak RSS {rss:.2f} GiB in {seconds:.0f} s "
-              f"(/usr/bin/time -v python -m exporter --preset {preset} --dtype float32)",
-              flush=True)
+              f"(/usr/bin/time -v python -m exporter --preset {preset} --dtype float32"
+              f"{' ' + ' '.join(extra) if extra else ''}); artifact "
+              f"{weight_bytes(artifact) / 1e9:.2f} GB", flush=True)
         if args.serve:
             peak, summary = serve_rss(artifact)
             print(f"{layers} layers: serving peak RSS {peak:.2f} GiB for "

@@ -32,7 +32,9 @@ def signals_interrupt():
     The handler's exception surfaces in whatever code the signal lands in, and C code may
     swallow it and raise its own error instead (numpy turns an exception from an object's
     `__len__` into "int() argument must be ... not 'TensorShape'"). So any exception that
-    leaves the block after a signal is re-raised as `Interrupted`, the error chained."""
+    leaves the block after a signal is re-raised as `Interrupted`, the error chained. A
+    handler exception Python discards whole (raised inside a `__del__`: "Exception
+    ignored") stops nothing: the export then runs to its end and is published complete."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set handlers (main() called from a server)
         return

@@ -18,6 +18,9 @@ part is k (1 to 2 here) rows of W: no measurable time. Its sum is added where ON
 Runtime's fusions do not look (into the residual the MatMul's output is added to, or
 after its bias), so the graph keeps its MatMul + bias + residual patterns.
 
+Calibration opens an ONNX Runtime session on the float graph (prepacking off, so its
+weights are held once) before the quantizer loads it; the two never overlap.
+
 On MiniLM (64 sentences of benchmarks/bench_quantize.py, embedding cosine vs float32):
 every MatMul int8 0.99335 mean / 0.99019 min; with the split 0.99657 / 0.99432, at the
 same speed (1x128 and 8x128 within noise of each other).
