@@ -194,6 +194,12 @@ class GateComparison:
                         f"{FLAGS[name]} {limit:g}{at}; nothing was written")
         return None
 
+    def summary(self):
+        """The progress line's account: each gated measure against its limit."""
+        return "quality gate " + ", ".join(
+            f"{name.replace('_', ' ').replace('top', 'top-')} {math.floor(value * 1e4) / 1e4:.4f}"
+            f" (>= {limit:g})" for name, value, limit, _ in self.measures())
+
     def check(self):
         message = self.failure()
         if message is not None:

@@ -96,6 +96,10 @@ class Comparison:
                     f"{self.max_abs_diff[key]:.3g} > atol {self.atol:g}")
         return self._greedy_failure
 
+    def summary(self):
+        """The progress line's account: each output's worst diff."""
+        return ", ".join(f"{k} max abs diff {v:.2g}" for k, v in self.max_abs_diff.items())
+
     def check(self):
         """Raise ValidationError unless the verdict passed."""
         message = self.failure()

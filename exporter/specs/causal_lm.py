@@ -327,8 +327,6 @@ def validate_causal_lm(model, paths, atol, progress=print, cases=VALIDATION_CASE
         })
     del session
     progress(f"validated a {cases[-1][2]}-step decode against Keras in "
-             f"{time.perf_counter() - t:.1f} s: "
-             + ", ".join(f"{k} max abs diff {v:.2g}"
-                         for k, v in comparison.max_abs_diff.items()))
+             f"{time.perf_counter() - t:.1f} s: {comparison.summary()}")
     comparison.check()
     return comparison.entry(results)

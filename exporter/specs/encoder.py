@@ -113,8 +113,7 @@ class EncoderSpec(ExportSpec):
             diffs = comparison.add(expected, actual, f"batch {batch}, length {length}: ")
             cases.append({"batch": batch, "length": length, "max_abs_diff": diffs})
         progress(f"validated against Keras in {time.perf_counter() - t:.1f} s: "
-                 + ", ".join(f"{k} max abs diff {v:.2g}"
-                             for k, v in comparison.max_abs_diff.items()))
+                 f"{comparison.summary()}")
         comparison.check()
         return comparison.entry(cases)
 

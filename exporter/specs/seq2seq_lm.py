@@ -332,8 +332,6 @@ def validate_seq2seq(model, paths, atol, progress=print, cases=VALIDATION_CASES,
             "max_abs_diff_per_step": [round(max(d.values()), 9) for d in step_diffs],
         })
     progress(f"validated a {cases[-1][3]}-step decode against Keras in "
-             f"{time.perf_counter() - t:.1f} s: "
-             + ", ".join(f"{k} max abs diff {v:.2g}"
-                         for k, v in comparison.max_abs_diff.items()))
+             f"{time.perf_counter() - t:.1f} s: {comparison.summary()}")
     comparison.check()
     return comparison.entry(results)
