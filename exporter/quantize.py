@@ -89,9 +89,11 @@ def quantize_file(path, mode="int8", calibration=None):
     records). int8 first runs the float graph on `calibration` (a list of input dicts, or
     None: no outlier channels are split off) to find the MatMul input channels it keeps
     float (exporter/outliers.py). A float graph over 2 GB has its weights in external data
-    beside it: int8 reads them in, int4 one at a time; the quantized graph is written
-    inline when it fits under protobuf's limit, else with its own (aligned) data file; the
-    float data file goes either way."""
+    beside it: int8 reads them in, int4 one at a time, and the quantized graph gets its
+    own (aligned) data file, replacing the float one, even when it would fit inline: ONNX
+    Runtime maps external weights from the file, where an inline graph's stay in memory
+    beside its prepacked copies (full-size Gemma int4, serving: 2.18 GiB peak RSS
+    external, 3.03 GiB inline)."""
     if mode == "int4":
         return _int4_file(path)
     maxima = outliers.channel_maxima(path, calibration) if calibration else {}
@@ -107,7 +109,7 @@ def quantize_file(path, mode="int8", calibration=None):
     after = _int8(path, keep, external=bool(float_files))
     _drop_inferred_types(after.graph)
     quantized = sum(t.ByteSize() for t in after.graph.initializer)  # before moved out
-    save(after, path, float_files)
+    save(after, path, float_files, keep_external=bool(float_files))
     counts = _counts(after, "int8", folded, floats, quantized)
     counts.update(calibrated_inputs=len(maxima), outlier_channels=split,
                   split_matmuls=rewritten)
@@ -140,9 +142,10 @@ def _load(path):
     return onnx.load(path), files
 
 
-def save(proto, path, stale=(), read=None):
-    """Write `proto` to `path`: inline under `LIMIT_BYTES`, else with its weights in
-    `<file>_data`, aligned as the float export writes them. Its weights are in memory,
+def save(proto, path, stale=(), read=None, keep_external=False):
+    """Write `proto` to `path`: inline under `LIMIT_BYTES` (unless `keep_external`), else
+    with its weights in `<file>_data`, aligned as the float export writes them, so that
+    ONNX Runtime maps them from the file. Its weights are in memory,
     or (given `read`, an `external_data.TensorReader`) some still in the files in
     `stale`: the data the graph was read from, ours in the staging folder, which are
     removed (a namesake of the new data file is moved aside first). Returns True when
@@ -152,7 +155,7 @@ def save(proto, path, stale=(), read=None):
     external = external_data.has_external_data(proto)
     if external:
         stale = [read.move_aside(name) for name in stale]
-    if size <= external_data.LIMIT_BYTES:
+    if size <= external_data.LIMIT_BYTES and not keep_external:
         if external:
             for tensor in proto.graph.initializer:
                 if tensor.data_location == onnx.TensorProto.EXTERNAL:
@@ -241,7 +244,7 @@ def _int4_file(path):
     if not any(o.domain == "com.microsoft" for o in proto.opset_import):
         proto.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     quantized = sum(read.nbytes(t) for t in graph.initializer)
-    save(proto, path, float_files, read=read)
+    save(proto, path, float_files, read=read, keep_external=bool(float_files))
     counts = _counts(proto, "int4", folded, floats, quantized)
     counts["shared_embeddings"] = shared
     return proto, counts
