@@ -14,16 +14,19 @@ LLM.int8()'s mixed-precision decomposition but with the channels fixed at export
                                  int8, W' = W with rows idx zeroed    float32, k x N
 
 `mask` zeroes the outlier channels before the run-time quantizer sees them. The float
-part is k (1 to 2 here) rows of W: no measurable time. Its sum is added where ONNX
-Runtime's fusions do not look (into the residual the MatMul's output is added to, or
-after its bias), so the graph keeps its MatMul + bias + residual patterns.
+part is k (1 to 2 here) rows of W. Its sum is added where ONNX Runtime's fusions do not
+look (into the residual the MatMul's output is added to, or after its bias), so the graph
+keeps its MatMul + bias + residual patterns. When x is a GELU's output, x = Gelu(u @ W1 +
+b1) read by the split MatMul alone (the FFN), no mask is needed: W1's and b1's outlier
+columns are zeroed, so GELU(0) = 0 zeroes x's, and x[..., idx] = Gelu(u @ W1[:, idx] +
+b1[idx]) is computed apart: no elementwise pass over the FFN-wide tensor.
 
 Calibration opens an ONNX Runtime session on the float graph (prepacking off, so its
 weights are held once) before the quantizer loads it; the two never overlap.
 
 On MiniLM (64 sentences of benchmarks/bench_quantize.py, embedding cosine vs float32):
-every MatMul int8 0.99335 mean / 0.99019 min; with the split 0.99657 / 0.99432, at the
-same speed (1x128 and 8x128 within noise of each other).
+every MatMul int8 0.99328 mean / 0.98830 min; with the split 0.99716 / 0.99561, at
+1.05x / 1.03x the time at 1x128 / 8x128 (its embedding table quantized too).
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ def split(graph, channels):
     for node in order:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
+    producer = {o: n for n in order for o in n.output}
     outputs = {o.name for o in graph.output}
     matmuls = candidates(graph, order)
     before, after, keep = {}, {}, []  # id(anchor node) -> nodes to insert
@@ -135,20 +139,16 @@ def split(graph, channels):
         if len(idx) == 0 or not nodes:
             continue
         count, rewritten = count + len(idx), rewritten + len(nodes)
-        k = init[nodes[0].input[1]].dims[0]
-        mask = np.ones(k, np.float32)
-        mask[idx] = 0.0
-        graph.initializer.extend([numpy_helper.from_array(mask, x + "/outlier_mask"),
-                                  numpy_helper.from_array(idx, x + "/outlier_channels")])
-        split_nodes = [
-            helper.make_node("Mul", [x, x + "/outlier_mask"], [x + "/without_outliers"],
-                             name=x + "/Mul_outlier_mask"),
-            helper.make_node("Gather", [x, x + "/outlier_channels"], [x + "/outliers"],
-                             axis=-1, name=x + "/Gather_outliers")]
-        keep.append(split_nodes[1].name)
+        gelu = _gelu_producer(x, nodes, init, producer, consumers, outputs)
+        if gelu is not None:  # the GELU's own outlier channels are computed apart
+            masked, split_nodes = x, _split_gelu(graph, gelu, x, idx, init, consumers)
+        else:
+            masked, split_nodes = x + "/without_outliers", _mask_and_gather(graph, x, idx, init,
+                                                                            nodes[0])
+        keep.append(split_nodes[-1].name if gelu is None else split_nodes[0].name)
         before.setdefault(id(nodes[0]), []).extend(split_nodes)
         for node in nodes:
-            keep.append(_split_matmul(graph, node, idx, init, consumers, before, after))
+            keep.append(_split_matmul(graph, node, idx, masked, init, consumers, before))
             _place(node, node.output[0] + "/outlier_part", init, consumers, outputs, before,
                    after)
     if keep:
@@ -156,9 +156,75 @@ def split(graph, channels):
     return keep, count, rewritten
 
 
-def _split_matmul(graph, node, idx, init, consumers, before, after):
-    """One MatMul's rewrite: its weight's outlier rows move to a float MatMul (output
-    `<output>/outlier_part`, for `_place` to add). Returns the float MatMul's name."""
+def _mask_and_gather(graph, x, idx, init, first):
+    """x * mask (the outlier channels zeroed, for the int8 MatMuls) and x[..., idx]."""
+    mask = np.ones(init[first.input[1]].dims[0], np.float32)
+    mask[idx] = 0.0
+    graph.initializer.extend([numpy_helper.from_array(mask, x + "/outlier_mask"),
+                              numpy_helper.from_array(idx, x + "/outlier_channels")])
+    return [helper.make_node("Mul", [x, x + "/outlier_mask"], [x + "/without_outliers"],
+                             name=x + "/Mul_outlier_mask"),
+            helper.make_node("Gather", [x, x + "/outlier_channels"], [x + "/outliers"],
+                             axis=-1, name=x + "/Gather_outliers")]
+
+
+def _gelu_producer(x, nodes, init, producer, consumers, outputs):
+    """(the MatMul, bias Add and GELU computing x = Gelu(u @ W + b)) when x is read by the
+    split MatMuls only and each link by the next only; else None. Such an x needs no mask:
+    with W's and b's outlier columns zeroed, GELU(0) = 0 zeroes x's (no pass over the
+    FFN-wide tensor), and the float path computes those columns from u itself."""
+    gelu = producer.get(x)
+    if (gelu is None or gelu.op_type != "Gelu" or len(gelu.input) != 1 or x in outputs
+            or len(consumers.get(x, [])) != len(nodes)):
+        return None
+    add = producer.get(gelu.input[0])
+    if add is None or add.op_type != "Add" or len(consumers.get(add.output[0], [])) != 1:
+        return None
+    for i in (0, 1):
+        matmul, bias = producer.get(add.input[i]), init.get(add.input[1 - i])
+        if (matmul is not None and matmul.op_type == "MatMul" and bias is not None
+                and list(bias.dims) == [init[nodes[0].input[1]].dims[0]]
+                and matmul.input[1] in init and len(init[matmul.input[1]].dims) == 2
+                and len(consumers.get(matmul.output[0], [])) == 1
+                and len(consumers.get(matmul.input[1], [])) == 1
+                and len(consumers.get(bias.name, [])) == 1):
+            return matmul, add, gelu, bias.name
+    return None
+
+
+def _split_gelu(graph, found, x, idx, init, consumers):
+    """Zero the outlier columns of the GELU's MatMul weight and bias (so x's are 0) and
+    compute x[..., idx] = Gelu(u @ W[:, idx] + b[idx]) apart, in float32."""
+    matmul, add, gelu, bias = found
+    u, weight = matmul.input[0], matmul.input[1]
+    columns = []
+    for name, axis in ((weight, 1), (bias, 0)):
+        value = numpy_helper.to_array(init[name])
+        columns.append(np.ascontiguousarray(np.take(value, idx, axis=axis)))
+        value = np.array(value)
+        value[(slice(None),) * axis + (idx,)] = 0.0
+        _write(init[name], value)
+        del value
+    graph.initializer.extend([numpy_helper.from_array(columns[0], x + "/outlier_columns"),
+                              numpy_helper.from_array(columns[1], x + "/outlier_bias")])
+    return [helper.make_node("MatMul", [u, x + "/outlier_columns"], [x + "/outliers_pre"],
+                             name=x + "/outlier_columns_MatMul"),
+            helper.make_node("Add", [x + "/outliers_pre", x + "/outlier_bias"],
+                             [x + "/outliers_biased"], name=x + "/outlier_bias_Add"),
+            helper.make_node(gelu.op_type, [x + "/outliers_biased"], [x + "/outliers"],
+                             name=x + "/outlier_Gelu", domain=gelu.domain)]
+
+
+def _write(tensor, value):
+    """Replace a float32 initializer's values in place (raw little-endian bytes)."""
+    tensor.ClearField("float_data")
+    tensor.raw_data = value.astype("<f4", copy=False).tobytes()
+
+
+def _split_matmul(graph, node, idx, masked, init, consumers, before):
+    """One MatMul's rewrite: it reads `masked` (its input with the outlier channels 0);
+    its weight's outlier rows move to a float MatMul (output `<output>/outlier_part`,
+    for `_place` to add). Returns the float MatMul's name."""
     x, weight = node.input[0], node.input[1]
     tensor = init[weight]
     w = numpy_helper.to_array(tensor)
@@ -168,13 +234,12 @@ def _split_matmul(graph, node, idx, init, consumers, before, after):
     w = np.array(w)  # writable; those channels reach the int8 MatMul as zeros, and their
     w[idx] = 0.0  # rows (measured: cosine min 0.9934 -> 0.9943 on MiniLM) set no scale
     if len(consumers.get(weight, [])) == 1:  # this MatMul's own weight: zeroed in place
-        tensor.ClearField("float_data")
-        tensor.raw_data = w.astype("<f4", copy=False).tobytes()
+        _write(tensor, w)
     else:  # read by another node too, which needs those rows
         graph.initializer.append(numpy_helper.from_array(w, base + "/weight_without_outliers"))
         node.input[1] = base + "/weight_without_outliers"
     del w
-    node.input[0] = x + "/without_outliers"
+    node.input[0] = masked
     name = (node.name or base) + "/outlier_MatMul"
     before.setdefault(id(node), []).append(helper.make_node(
         "MatMul", [x + "/outliers", base + "/outlier_rows"], [base + "/outlier_part"],
