@@ -121,8 +121,8 @@ def outlier_channels(maxima):
 def split(graph, channels):
     """Rewrite each candidate MatMul whose input has outlier `channels` ({tensor: indices})
     as the int8 part plus a float32 part (module docstring). Returns (the names of the
-    nodes the quantizer must leave float: the float MatMuls and their Gathers, how many
-    channels were split off, how many MatMuls were rewritten)."""
+    nodes the quantizer must leave float: the float MatMuls and the outliers' Gathers, how
+    many channels were split off, how many MatMuls were rewritten)."""
     init = {t.name: t for t in graph.initializer}
     order = list(graph.node)  # one wrapper per node for the whole rewrite (ids as keys)
     consumers = {}
@@ -134,14 +134,19 @@ def split(graph, channels):
     matmuls = candidates(graph, order)
     before, after, keep = {}, {}, []  # id(anchor node) -> nodes to insert
     count = rewritten = 0
-    for x, idx in channels.items():
-        nodes = [n for n in matmuls if n.input[0] == x]
+    readers = {x: [n for n in matmuls if n.input[0] == x] for x in channels}
+    # Which GELU outputs need no mask is decided on the graph as it was, and those are
+    # split first: a split of the FFN input u renames what the GELU's chain reads.
+    gelus = {x: _gelu_producer(x, readers[x], init, producer, consumers, outputs)
+             for x in channels if len(channels[x]) and readers[x]}
+    for x in sorted(channels, key=lambda x: gelus.get(x) is None):
+        idx, nodes = channels[x], readers[x]
         if len(idx) == 0 or not nodes:
             continue
         count, rewritten = count + len(idx), rewritten + len(nodes)
-        gelu = _gelu_producer(x, nodes, init, producer, consumers, outputs)
+        gelu = gelus[x]
         if gelu is not None:  # the GELU's own outlier channels are computed apart
-            masked, split_nodes = x, _split_gelu(graph, gelu, x, idx, init, consumers)
+            masked, split_nodes = x, _split_gelu(graph, gelu, x, idx, init)
         else:
             masked, split_nodes = x + "/without_outliers", _mask_and_gather(graph, x, idx, init,
                                                                             nodes[0])
@@ -169,33 +174,40 @@ def _mask_and_gather(graph, x, idx, init, first):
 
 
 def _gelu_producer(x, nodes, init, producer, consumers, outputs):
-    """(the MatMul, bias Add and GELU computing x = Gelu(u @ W + b)) when x is read by the
-    split MatMuls only and each link by the next only; else None. Such an x needs no mask:
-    with W's and b's outlier columns zeroed, GELU(0) = 0 zeroes x's (no pass over the
-    FFN-wide tensor), and the float path computes those columns from u itself."""
+    """(the MatMul and GELU computing x = Gelu(u @ W + b), b's name) when x is read by the
+    split MatMuls only, each link of the chain by the next only (no graph output either),
+    and W (2-D) and b (1-D), float32, by their own nodes only; else None. Such an x needs
+    no mask: with W's and b's outlier columns zeroed, GELU(0) = 0 zeroes x's (no pass over
+    the FFN-wide tensor), and the float path computes those columns from u itself."""
     gelu = producer.get(x)
     if (gelu is None or gelu.op_type != "Gelu" or len(gelu.input) != 1 or x in outputs
             or len(consumers.get(x, [])) != len(nodes)):
         return None
     add = producer.get(gelu.input[0])
-    if add is None or add.op_type != "Add" or len(consumers.get(add.output[0], [])) != 1:
+    if (add is None or add.op_type != "Add" or add.output[0] in outputs
+            or len(consumers.get(add.output[0], [])) != 1):
         return None
+    float32 = onnx.TensorProto.FLOAT
     for i in (0, 1):
         matmul, bias = producer.get(add.input[i]), init.get(add.input[1 - i])
+        weight = init.get(matmul.input[1]) if matmul is not None else None
         if (matmul is not None and matmul.op_type == "MatMul" and bias is not None
+                and weight is not None and len(weight.dims) == 2
+                and weight.data_type == float32 and bias.data_type == float32
                 and list(bias.dims) == [init[nodes[0].input[1]].dims[0]]
-                and matmul.input[1] in init and len(init[matmul.input[1]].dims) == 2
+                and matmul.output[0] not in outputs
                 and len(consumers.get(matmul.output[0], [])) == 1
-                and len(consumers.get(matmul.input[1], [])) == 1
+                and len(consumers.get(weight.name, [])) == 1
                 and len(consumers.get(bias.name, [])) == 1):
-            return matmul, add, gelu, bias.name
+            return matmul, gelu, bias.name
     return None
 
 
-def _split_gelu(graph, found, x, idx, init, consumers):
+def _split_gelu(graph, found, x, idx, init):
     """Zero the outlier columns of the GELU's MatMul weight and bias (so x's are 0) and
-    compute x[..., idx] = Gelu(u @ W[:, idx] + b[idx]) apart, in float32."""
-    matmul, add, gelu, bias = found
+    compute x[..., idx] = Gelu(u @ W[:, idx] + b[idx]) apart, in float32 (the first node
+    returned: the MatMul the quantizer leaves float)."""
+    matmul, gelu, bias = found
     u, weight = matmul.input[0], matmul.input[1]
     columns = []
     for name, axis in ((weight, 1), (bias, 0)):
@@ -211,13 +223,22 @@ def _split_gelu(graph, found, x, idx, init, consumers):
                              name=x + "/outlier_columns_MatMul"),
             helper.make_node("Add", [x + "/outliers_pre", x + "/outlier_bias"],
                              [x + "/outliers_biased"], name=x + "/outlier_bias_Add"),
-            helper.make_node(gelu.op_type, [x + "/outliers_biased"], [x + "/outliers"],
-                             name=x + "/outlier_Gelu", domain=gelu.domain)]
+            _copy_of(gelu, [x + "/outliers_biased"], [x + "/outliers"], x + "/outlier_Gelu")]
+
+
+def _copy_of(node, inputs, outputs, name):
+    """`node`'s op (domain and attributes too: an ai.onnx Gelu's approximate) on other
+    tensors."""
+    copy = helper.make_node(node.op_type, inputs, outputs, name=name, domain=node.domain)
+    copy.attribute.extend(node.attribute)
+    return copy
 
 
 def _write(tensor, value):
-    """Replace a float32 initializer's values in place (raw little-endian bytes)."""
+    """Replace a float32 initializer's values in place (raw little-endian bytes, inline)."""
     tensor.ClearField("float_data")
+    tensor.ClearField("external_data")
+    tensor.data_location = onnx.TensorProto.DEFAULT
     tensor.raw_data = value.astype("<f4", copy=False).tobytes()
 
 

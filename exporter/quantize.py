@@ -103,7 +103,7 @@ def quantize_file(path, mode="int8", calibration=None):
     folded = fold_constant_weights(before)
     keep, split, rewritten = outliers.split(before.graph, channels)
     if folded or keep:  # ORT's int8 quantizer reads the file (a ModelProto it would copy)
-        save(before, path, float_files)
+        save(before, path, float_files, keep_external=bool(float_files))
         float_files = _data_files(path)
     del before  # only the quantizer's float copy from here on
     after = _int8(path, keep, external=bool(float_files))

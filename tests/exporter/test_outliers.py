@@ -186,3 +186,63 @@ def test_a_chain_tensor_that_is_a_graph_output_keeps_the_whole_sum():
     got = float_outputs(model, x)
     for name in ("yb", "out"):
         np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-4)
+
+
+def ffn_graph(gelu_domain="com.microsoft", approximate=None, extra_outputs=()):
+    """u -> MatMul -> bias -> Gelu -> x -> MatMul -> bias -> + u: an FFN block, 200 wide."""
+    from onnx import helper
+
+    rng = np.random.default_rng(2)
+    gelu = helper.make_node("Gelu", ["h"], ["x"], name="gelu", domain=gelu_domain,
+                            **({"approximate": approximate} if approximate else {}))
+    model = matmul_graph(
+        [helper.make_node("MatMul", ["u", "W1"], ["a"], name="ffn_in"),
+         helper.make_node("Add", ["a", "b1"], ["h"], name="ffn_in_bias"), gelu,
+         helper.make_node("MatMul", ["x", "W2"], ["y"], name="ffn_out"),
+         helper.make_node("Add", ["y", "b2"], ["yb"], name="ffn_out_bias"),
+         helper.make_node("Add", ["yb", "u"], ["out"], name="residual")],
+        ["u"], ["out", *extra_outputs],
+        {"W1": rng.normal(size=(200, 200)).astype(np.float32),
+         "b1": rng.normal(size=200).astype(np.float32),
+         "W2": rng.normal(size=(200, 200)).astype(np.float32),
+         "b2": rng.normal(size=200).astype(np.float32)})
+    model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    if gelu_domain == "":
+        model.opset_import[0].version, model.ir_version = 20, 9
+    return model, {"u": rng.normal(size=(6, 200)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("gelu_first", [True, False])
+def test_a_gelu_output_needs_no_mask_whichever_tensor_comes_first(gelu_first):
+    model, x = ffn_graph()
+    want = float_outputs(model, x)
+    channels = {"x": np.array([7]), "u": np.array([3])}
+    channels = channels if gelu_first else dict(reversed(list(channels.items())))
+    outliers.split(model.graph, channels)
+    onnx.checker.check_model(model)
+    names = {n.name for n in model.graph.node}
+    assert "x/outlier_Gelu" in names and "x/Mul_outlier_mask" not in names
+    assert "u/Mul_outlier_mask" in names  # an input the residual reads too: masked
+    np.testing.assert_allclose(float_outputs(model, x)["out"], want["out"], rtol=1e-5,
+                               atol=1e-4)
+
+
+def test_the_gelu_copy_keeps_its_attributes():
+    model, x = ffn_graph(gelu_domain="", approximate="tanh")
+    want = float_outputs(model, x)
+    outliers.split(model.graph, {"x": np.array([7, 11])})
+    (copy,) = [n for n in model.graph.node if n.name == "x/outlier_Gelu"]
+    assert onnx.helper.get_attribute_value(copy.attribute[0]) == b"tanh"
+    np.testing.assert_allclose(float_outputs(model, x)["out"], want["out"], rtol=1e-5,
+                               atol=1e-4)
+
+
+def test_a_gelu_chain_that_is_read_elsewhere_is_masked_instead():
+    model, x = ffn_graph(extra_outputs=("h",))  # the pre-activation is a graph output
+    want = float_outputs(model, x)
+    outliers.split(model.graph, {"x": np.array([7])})
+    names = {n.name for n in model.graph.node}
+    assert "x/Mul_outlier_mask" in names and "x/outlier_Gelu" not in names
+    got = float_outputs(model, x)
+    for name in ("out", "h"):
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-4)
