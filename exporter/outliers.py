@@ -38,6 +38,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from exporter.validate import open_session
+
 # A channel is an outlier when its largest |value| over the calibration inputs is this
 # many times the median channel's. MiniLM's outliers are 11.5x to 26x, the next largest
 # channels at most 7.3x.
@@ -80,8 +82,6 @@ def channel_maxima(path, feeds):
     tensor over the runs `feeds` (a list of input dicts) of the float graph at `path`. The
     graph runs with those tensors as extra outputs, from a copy of its header beside it
     (so that its external data resolves), removed afterwards."""
-    import onnxruntime as ort
-
     header = onnx.load(path, load_external_data=False)
     tensors = matmul_inputs(header.graph)
     known = {o.name for o in header.graph.output}
@@ -92,9 +92,7 @@ def channel_maxima(path, feeds):
     try:
         onnx.save_model(header, probe)
         del header
-        options = ort.SessionOptions()
-        options.add_session_config_entry("session.disable_prepacking", "1")
-        session = ort.InferenceSession(probe, options, providers=["CPUExecutionProvider"])
+        session = open_session(probe)
         maxima = {}
         for feed in feeds:
             for name, value in zip(tensors, session.run(list(tensors), feed), strict=True):

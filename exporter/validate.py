@@ -12,7 +12,18 @@ import numpy as np
 
 from exporter.errors import ValidationError
 
-__all__ = ["Comparison", "ValidationError", "compare", "verdict"]
+__all__ = ["Comparison", "ValidationError", "compare", "open_session", "verdict"]
+
+
+def open_session(path):
+    """An ONNX Runtime CPU session for validation and calibration. Prepacking is off: it
+    would copy every MatMul weight into ONNX Runtime's packed layout, a second copy of the
+    model for a handful of runs."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 def compare(expected: dict, actual: dict, context: str = "") -> dict:

@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from exporter.errors import ValidationError
 from exporter.specs.base import CALIBRATION_SEED, ExportSpec, Graph, backbone_of
-from exporter.validate import Comparison
+from exporter.validate import Comparison, open_session
 
 __all__ = ["CausalLMSpec", "ValidationError", "kv_names", "validate_causal_lm"]
 
@@ -266,17 +266,6 @@ def _keras_outputs(logits, present, mask):
     return real_positions({"logits": np.asarray(logits),
                            **{k: np.asarray(v) for k, v in
                               _flatten(present, "present").items()}}, mask)
-
-
-def open_session(path):
-    """An ONNX Runtime CPU session for validation. Prepacking is off: it would copy every
-    MatMul weight into ONNX Runtime's packed layout, a second copy of the model for a
-    handful of validation runs."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.disable_prepacking", "1")
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 def validate_causal_lm(model, paths, atol, progress=print, cases=VALIDATION_CASES,

@@ -62,7 +62,7 @@ import tensorflow as tf
 
 from exporter.errors import ValidationError
 from exporter.specs.base import CALIBRATION_SEED, ExportSpec, Graph
-from exporter.validate import Comparison
+from exporter.validate import Comparison, open_session
 
 __all__ = ["Seq2SeqLMSpec", "ValidationError", "kv_names", "validate_seq2seq"]
 
@@ -248,16 +248,6 @@ def calibration_feeds(backbone, encoder_path):
             "encoder_padding_mask": mask, **cross,
             **{n: empty for n in kv_names(layers, "past_key_values", ("decoder",))}})
     return feeds
-
-
-def open_session(path):
-    """An ONNX Runtime CPU session for validation, without prepacking (a packed copy of
-    every MatMul weight is not worth it for a few validation runs)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.disable_prepacking", "1")
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 def validate_seq2seq(model, paths, atol, progress=print, cases=VALIDATION_CASES, seed=1234,
